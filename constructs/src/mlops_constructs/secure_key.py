@@ -1,0 +1,232 @@
+"""A customer-managed KMS key whose policy names every action it allows.
+
+CDK's default key policy gives the account root ``kms:*``. That is convenient
+but it is a wildcard action in a resource policy, which this estate forbids.
+Here the account keeps the two things it needs and nothing else:
+
+* administration (explicit list), so that IAM administrators can never be
+  locked out of the key;
+* the cryptographic actions, so that *IAM policies* decide who may use the
+  key. Those policies come from the ``grant_*`` methods below, each of which
+  names its actions and, where it helps, the only service the key may be
+  used through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from mlops_constructs._errors import PropsError
+
+#: Administration actions the account keeps on every key (never ``kms:*``).
+KEY_ADMIN_ACTIONS: tuple[str, ...] = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
+
+#: Cryptographic actions delegated to IAM: a principal still needs an IAM
+#: policy (from a ``grant_*`` method) before it can call any of them.
+KEY_USAGE_ACTIONS: tuple[str, ...] = (
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:CreateGrant",
+    "kms:RetireGrant",
+)
+
+DECRYPT_ACTIONS: tuple[str, ...] = ("kms:Decrypt",)
+ENCRYPT_ACTIONS: tuple[str, ...] = ("kms:Encrypt", "kms:GenerateDataKey")
+ENCRYPT_DECRYPT_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+
+_ALIAS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-")
+
+
+@dataclass(frozen=True)
+class SecureKeyProps:
+    """Props of :class:`SecureKey`.
+
+    Attributes:
+        alias: alias name without the ``alias/`` prefix, e.g. ``mlops-dev/data``.
+        description: what the key protects; shown in the KMS console.
+        removal_policy: what happens to the key when it leaves the stack.
+            Default ``RETAIN``: a deleted key makes its data unreadable.
+        pending_window: days between deletion request and deletion (7 to 30).
+            Default 30 days, the longest KMS allows.
+    """
+
+    alias: str
+    description: str
+    removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN
+    pending_window: cdk.Duration = field(default_factory=lambda: cdk.Duration.days(30))
+
+    def __post_init__(self) -> None:
+        if not self.alias or self.alias.startswith("alias/"):
+            raise PropsError(f"key alias must be given without the 'alias/' prefix, got {self.alias!r}")
+        if self.alias.lower().startswith("aws"):
+            raise PropsError(f"key alias must not start with 'aws' (reserved by AWS), got {self.alias!r}")
+        bad = sorted(set(self.alias) - _ALIAS_CHARS)
+        if bad:
+            raise PropsError(f"key alias may hold only letters, digits, '/', '_' and '-', got {self.alias!r}")
+        if not self.description.strip():
+            raise PropsError("key description must not be empty: say what the key protects")
+        days = self.pending_window.to_days()
+        if not 7 <= days <= 30:
+            raise PropsError(f"key pending_window must be 7 to 30 days, got {days}")
+
+
+class _KeyGrants:
+    """``grant_*`` methods shared by owned and imported keys."""
+
+    key: kms.IKey
+
+    def grant(self, grantee: iam.IGrantable, actions: Sequence[str], *, via_service: str | None = None) -> iam.Grant:
+        """Grant the named actions on this key (never a wildcard).
+
+        ``via_service`` (e.g. ``s3``) limits use of the key to requests that the
+        service makes on the grantee's behalf in this region.
+        """
+        for action in actions:
+            if "*" in action or not action.startswith("kms:"):
+                raise PropsError(f"key grants take explicit kms actions, got {action!r}")
+        conditions: dict[str, Mapping[str, object]] | None = None
+        if via_service is not None:
+            stack = cdk.Stack.of(self.key)
+            conditions = {"StringEquals": {"kms:ViaService": f"{via_service}.{stack.region}.{stack.url_suffix}"}}
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(actions), resource_arns=[self.key.key_arn], conditions=conditions
+        )
+
+    def grant_decrypt(self, grantee: iam.IGrantable, *, via_service: str | None = None) -> iam.Grant:
+        """Let ``grantee`` decrypt with this key (reading encrypted data)."""
+        return self.grant(grantee, DECRYPT_ACTIONS, via_service=via_service)
+
+    def grant_encrypt(self, grantee: iam.IGrantable, *, via_service: str | None = None) -> iam.Grant:
+        """Let ``grantee`` encrypt with this key (writing encrypted data)."""
+        return self.grant(grantee, ENCRYPT_ACTIONS, via_service=via_service)
+
+    def grant_encrypt_decrypt(self, grantee: iam.IGrantable, *, via_service: str | None = None) -> iam.Grant:
+        """Let ``grantee`` both read and write data under this key."""
+        return self.grant(grantee, ENCRYPT_DECRYPT_ACTIONS, via_service=via_service)
+
+
+class SecureKey(_KeyGrants, Construct):
+    """A rotating customer-managed KMS key with an alias and an explicit policy.
+
+    Attributes:
+        key: the underlying ``kms.Key``.
+        alias: the ``kms.Alias`` pointing at it.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: SecureKeyProps) -> None:
+        super().__init__(scope, construct_id)
+        account_root = iam.AccountRootPrincipal()
+        policy = iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    sid="AccountAdministersKey",
+                    principals=[account_root],
+                    actions=list(KEY_ADMIN_ACTIONS),
+                    resources=["*"],  # in a key policy, "*" means this key and only this key
+                ),
+                iam.PolicyStatement(
+                    sid="IamPoliciesGrantUse",
+                    principals=[account_root],
+                    actions=list(KEY_USAGE_ACTIONS),
+                    resources=["*"],
+                ),
+            ]
+        )
+        self.key: kms.Key = kms.Key(
+            self,
+            "Key",
+            description=props.description,
+            enable_key_rotation=True,
+            policy=policy,
+            removal_policy=props.removal_policy,
+            pending_window=props.pending_window,
+        )
+        self.alias: kms.Alias = self.key.add_alias(f"alias/{props.alias}")
+        if props.removal_policy == cdk.RemovalPolicy.DESTROY:
+            cdk.Annotations.of(self).add_warning_v2(
+                "mlops:key-destroy",
+                f"key '{props.alias}' is deleted with its stack: data it encrypted becomes unreadable",
+            )
+
+    @property
+    def key_arn(self) -> str:
+        return self.key.key_arn
+
+    def allow_service(
+        self,
+        sid: str,
+        service: str,
+        actions: Sequence[str],
+        conditions: Mapping[str, Mapping[str, object]],
+    ) -> None:
+        """Let an AWS service principal use the key, always under conditions.
+
+        Services that write on the estate's behalf (S3 log delivery, CloudWatch
+        Logs, SNS) are not IAM principals of the account, so only the key policy
+        can admit them. A condition is required so that the service can act
+        only for this account's resources (no confused deputy).
+        """
+        if not conditions:
+            raise PropsError(f"key policy statement {sid!r} for {service!r} needs a condition that scopes it")
+        for action in actions:
+            if "*" in action:
+                raise PropsError(f"key policy statement {sid!r} must name its actions, got {action!r}")
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[iam.ServicePrincipal(service)],
+                actions=list(actions),
+                resources=["*"],
+                conditions=dict(conditions),
+            )
+        )
+
+    @classmethod
+    def from_key_arn(cls, scope: Construct, construct_id: str, key_arn: str) -> ImportedKey:
+        """Import a key the app does not own; its grants add IAM policies only."""
+        return ImportedKey(scope, construct_id, key_arn)
+
+
+class ImportedKey(_KeyGrants, Construct):
+    """A key owned elsewhere, with the same ``grant_*`` methods as :class:`SecureKey`."""
+
+    def __init__(self, scope: Construct, construct_id: str, key_arn: str) -> None:
+        super().__init__(scope, construct_id)
+        self.key: kms.IKey = kms.Key.from_key_arn(self, "Key", key_arn)
+
+    @property
+    def key_arn(self) -> str:
+        return self.key.key_arn

@@ -1,0 +1,1 @@
+"""Composition of the estate: environment configs, stacks and stages."""

@@ -1,0 +1,110 @@
+"""The stateful stack: the estate's KMS keys and S3 buckets.
+
+Kept apart from everything that can be replaced freely (serving, APIs), so
+that a serving change can never plan a bucket or key replacement. In prod the
+stack is termination-protected and its keys and buckets are retained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+from mlops_constructs import SecureBucket, SecureBucketProps, SecureKey, SecureKeyProps, ServerAccessLogs
+
+from compliance import nag
+from stacks.config import EnvironmentConfig
+
+#: The two packs that ask every bucket for cross-region replication.
+REPLICATION_RULES = ("NIST.800.53.R5-S3BucketReplicationEnabled", "HIPAA.Security-S3BucketReplicationEnabled")
+
+
+class DataStack(cdk.Stack):
+    """Keys per data class, and the buckets of the ML lifecycle.
+
+    One key per class of data (training data, models, captured inference
+    traffic, access logs) so that each grant, and each key's audit trail,
+    covers exactly one class.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"MLOps estate {config.name}: KMS keys and S3 buckets (stateful)",
+            termination_protection=config.termination_protection,
+            **kwargs,
+        )
+        self._config = config
+        self.data_key = self._key("DataKey", "data", "training data: raw and processed")
+        self.model_key = self._key("ModelKey", "models", "model artifacts and evaluation reports")
+        self.capture_key = self._key("CaptureKey", "inference-capture", "captured inference requests and responses")
+        self.logs_key = self._key("AccessLogsKey", "access-logs", "S3 server access logs")
+
+        self.access_logs = SecureBucket(
+            self,
+            "AccessLogsBucket",
+            SecureBucketProps(
+                encryption_key=self.logs_key.key,
+                receives_server_access_logs=True,
+                expiration=cdk.Duration.days(config.access_log_retention_days),
+                **self._bucket_defaults(),
+            ),
+        )
+        self.raw_data = self._bucket("RawDataBucket", self.data_key, "raw-data/", event_bridge_enabled=True)
+        self.processed_data = self._bucket("ProcessedDataBucket", self.data_key, "processed-data/")
+        self.model_artifacts = self._bucket("ModelArtifactsBucket", self.model_key, "model-artifacts/")
+        self.inference_capture = self._bucket("InferenceCaptureBucket", self.capture_key, "inference-capture/")
+        for bucket in self.buckets:
+            self._acknowledge_single_region(bucket)
+
+    @property
+    def buckets(self) -> list[SecureBucket]:
+        return [self.access_logs, self.raw_data, self.processed_data, self.model_artifacts, self.inference_capture]
+
+    def _acknowledge_single_region(self, bucket: SecureBucket) -> None:
+        reason = (
+            f"Single-region by design: environment {self._config.name!r} is configured for one region "
+            f"({self._config.region}) and these buckets hold customer-derived data whose copy to a second region "
+            "needs a data-residency decision first. Recovery from deletion or overwrite is covered in-region: "
+            f"versioning keeps noncurrent versions {self._config.noncurrent_version_expiration_days} days, "
+            f"removal policy is {self._config.removal_policy}, and S3 stores objects across availability zones."
+        )
+        for rule in REPLICATION_RULES:
+            nag.acknowledge(bucket.bucket, rule, reason)
+
+    def _key(self, construct_id: str, alias_suffix: str, protects: str) -> SecureKey:
+        return SecureKey(
+            self,
+            construct_id,
+            SecureKeyProps(
+                alias=f"{self._config.prefix}/{alias_suffix}",
+                description=f"MLOps {self._config.name}: {protects}",
+                removal_policy=self._config.cdk_removal_policy,
+                pending_window=cdk.Duration.days(self._config.key_pending_window_days),
+            ),
+        )
+
+    def _bucket_defaults(self) -> dict[str, Any]:
+        return {
+            "noncurrent_version_expiration": cdk.Duration.days(self._config.noncurrent_version_expiration_days),
+            "abort_incomplete_multipart_upload_after": cdk.Duration.days(
+                self._config.abort_incomplete_multipart_upload_days
+            ),
+            "removal_policy": self._config.cdk_removal_policy,
+        }
+
+    def _bucket(
+        self, construct_id: str, key: SecureKey, log_prefix: str, *, event_bridge_enabled: bool = False
+    ) -> SecureBucket:
+        return SecureBucket(
+            self,
+            construct_id,
+            SecureBucketProps(
+                encryption_key=key.key,
+                server_access_logs=ServerAccessLogs(destination=self.access_logs, prefix=log_prefix),
+                event_bridge_enabled=event_bridge_enabled,
+                **self._bucket_defaults(),
+            ),
+        )

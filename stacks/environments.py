@@ -1,0 +1,87 @@
+"""The three environments of the estate, and the only way to look one up.
+
+Account ids are the estate's own placeholders until the platform team's
+accounts are vended; replace them here (one reviewed change) before a real
+deploy. Nothing else in the code base holds a per-environment value.
+"""
+
+from __future__ import annotations
+
+from stacks.config import ENVIRONMENT_NAMES, ConfigError, EnvironmentConfig
+
+DEV = EnvironmentConfig(
+    name="dev",
+    account="111111111111",
+    region="eu-west-1",
+    prefix="mlops-dev",
+    removal_policy="destroy",
+    termination_protection=False,
+    log_retention_days=30,
+    noncurrent_version_expiration_days=7,
+    access_log_retention_days=90,
+    abort_incomplete_multipart_upload_days=1,
+    key_pending_window_days=7,
+    owner="ml-platform",
+    cost_center="CC-4100",
+)
+
+STAGING = EnvironmentConfig(
+    name="staging",
+    account="222222222222",
+    region="eu-west-1",
+    prefix="mlops-staging",
+    removal_policy="retain",
+    termination_protection=False,
+    log_retention_days=90,
+    noncurrent_version_expiration_days=30,
+    access_log_retention_days=365,
+    abort_incomplete_multipart_upload_days=3,
+    key_pending_window_days=30,
+    owner="ml-platform",
+    cost_center="CC-4100",
+)
+
+PROD = EnvironmentConfig(
+    name="prod",
+    account="333333333333",
+    region="eu-west-1",
+    prefix="mlops-prod",
+    removal_policy="retain",
+    termination_protection=True,
+    log_retention_days=365,
+    noncurrent_version_expiration_days=90,
+    access_log_retention_days=2557,
+    abort_incomplete_multipart_upload_days=7,
+    key_pending_window_days=30,
+    owner="ml-platform",
+    cost_center="CC-4100",
+)
+
+ENVIRONMENTS: dict[str, EnvironmentConfig] = {config.name: config for config in (DEV, STAGING, PROD)}
+
+
+def check_estate(configs: dict[str, EnvironmentConfig]) -> None:
+    """Rules that span environments: each must be isolated from the others."""
+    prefixes = [config.prefix for config in configs.values()]
+    duplicates = sorted({p for p in prefixes if prefixes.count(p) > 1})
+    if duplicates:
+        raise ConfigError(f"environments share a naming prefix: {', '.join(duplicates)}")
+    prod = configs.get("prod")
+    for config in configs.values():
+        if prod is not None and config is not prod and config.account == prod.account:
+            raise ConfigError(
+                f"environment {config.name!r}: field 'account' must differ from prod's, got {config.account!r}"
+            )
+
+
+def get_config(name: str) -> EnvironmentConfig:
+    """The config of ``name``; an unknown name is an error, never a fallback to dev."""
+    try:
+        return ENVIRONMENTS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown environment {name!r}; expected one of: {', '.join(ENVIRONMENT_NAMES)}"
+        ) from None
+
+
+check_estate(ENVIRONMENTS)

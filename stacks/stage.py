@@ -1,0 +1,28 @@
+"""One ``cdk.Stage`` per environment, holding all of that environment's stacks."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from cdk_nag import WriteNagSuppressionsToCloudFormationAspect
+from constructs import Construct
+from mlops_constructs import CostAllocationTags
+
+from stacks.config import EnvironmentConfig
+from stacks.data_stack import DataStack
+
+
+class MlopsStage(cdk.Stage):
+    """The estate of one environment (``Dev``, ``Staging`` or ``Prod``).
+
+    Deploy one environment alone with ``cdk deploy "Dev/*"``.
+    """
+
+    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+        super().__init__(scope, config.stage_id, env=config.env)
+        self.config = config
+        self.data = DataStack(self, "Data", stack_name=f"{config.prefix}-data", config=config)
+        # Aspects added to the App do not reach into a Stage: add them here.
+        cdk.Aspects.of(self).add(CostAllocationTags(config.tags))
+        # Acknowledged cdk-nag findings are written into the template metadata,
+        # so that an auditor reading the deployed template sees each one and its reason.
+        cdk.Aspects.of(self).add(WriteNagSuppressionsToCloudFormationAspect())
