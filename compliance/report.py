@@ -38,8 +38,10 @@ def main(argv: list[str]) -> int:
         "KMS key without rotation": checks.key_findings(stacks),
         "cfn-lint errors and warnings": checks.cfn_lint_findings(stacks),
     }
-    print(f"cdk-nag ({NAG_PACKS}): 0 unacknowledged findings (synthesis fails otherwise), "
-          f"{len(acknowledged)} acknowledged, each on one resource with its reason in the template metadata")
+    print(
+        f"cdk-nag ({NAG_PACKS}): 0 unacknowledged findings (synthesis fails otherwise), "
+        f"{len(acknowledged)} acknowledged, each on one resource with its reason in the template metadata"
+    )
     for title, found in findings.items():
         print(f"{title}: {len(found)}")
         for finding in found:

@@ -19,8 +19,13 @@ CFN_LINT_IGNORED_RULES: dict[str, str] = {}
 #: Resource types whose policies are identity policies: there, Resource "*" is
 #: a finding whenever the action can be scoped. In resource policies (key
 #: policies, bucket policies) "*" means the resource itself.
-_IDENTITY_POLICY_TYPES = {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::IAM::User",
-                          "AWS::IAM::Group"}
+_IDENTITY_POLICY_TYPES = {
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::IAM::Role",
+    "AWS::IAM::User",
+    "AWS::IAM::Group",
+}
 
 
 @dataclass(frozen=True)

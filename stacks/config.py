@@ -21,8 +21,10 @@ LOG_RETENTION_DAYS: frozenset[int] = frozenset(
 )
 
 _ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov)?-(north|south|east|west|central)"
-                     r"(east|west)?-\d$")
+_REGION = re.compile(
+    r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov)?-(north|south|east|west|central)"
+    r"(east|west)?-\d$"
+)
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
 _TAG_VALUE = re.compile(r"^[\w\s+=.:/@-]{1,256}$")
 _COST_CENTER = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
@@ -98,13 +100,17 @@ class EnvironmentConfig:
         if not _REGION.match(self.region):
             raise self._fail("region", "must be an AWS region code such as 'eu-west-1'")
         if not _PREFIX.match(self.prefix) or "--" in self.prefix:
-            raise self._fail("prefix", "must be 3-20 lowercase letters, digits or single hyphens, starting with a letter")
+            raise self._fail(
+                "prefix", "must be 3-20 lowercase letters, digits or single hyphens, starting with a letter"
+            )
 
     def _check_lifecycle(self) -> None:
         if self.removal_policy not in ("retain", "destroy"):
             raise self._fail("removal_policy", "must be 'retain' or 'destroy'")
         if self.log_retention_days not in LOG_RETENTION_DAYS:
-            raise self._fail("log_retention_days", "must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, ...)")
+            raise self._fail(
+                "log_retention_days", "must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, ...)"
+            )
         if not 1 <= self.noncurrent_version_expiration_days <= 3650:
             raise self._fail("noncurrent_version_expiration_days", "must be 1 to 3650")
         if not 1 <= self.access_log_retention_days <= 3650:

@@ -11,9 +11,9 @@ from typing import Any
 
 import aws_cdk as cdk
 from constructs import Construct
-from mlops_constructs import SecureBucket, SecureBucketProps, SecureKey, SecureKeyProps, ServerAccessLogs
 
 from compliance import nag
+from mlops_constructs import SecureBucket, SecureBucketProps, SecureKey, SecureKeyProps, ServerAccessLogs
 from stacks.config import EnvironmentConfig
 
 #: The two packs that ask every bucket for cross-region replication.

@@ -79,9 +79,7 @@ def get_config(name: str) -> EnvironmentConfig:
     try:
         return ENVIRONMENTS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown environment {name!r}; expected one of: {', '.join(ENVIRONMENT_NAMES)}"
-        ) from None
+        raise ConfigError(f"unknown environment {name!r}; expected one of: {', '.join(ENVIRONMENT_NAMES)}") from None
 
 
 check_estate(ENVIRONMENTS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import aws_cdk as cdk
 from cdk_nag import WriteNagSuppressionsToCloudFormationAspect
 from constructs import Construct
-from mlops_constructs import CostAllocationTags
 
+from mlops_constructs import CostAllocationTags
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 

@@ -1,0 +1,59 @@
+"""Shared fixtures: the whole estate is synthesized once per test session.
+
+CDK in Python pays a few seconds of jsii start-up and each full synthesis
+costs more; every test that needs a template reads it from this one
+synthesis instead of building its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from compliance import template_checks
+from stacks.app_builder import build_estate
+from stacks.config import ENVIRONMENT_NAMES
+from stacks.stage import MlopsStage
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cdk_context() -> dict[str, object]:
+    """The feature flags of cdk.json, so tests synthesize what ``cdk synth`` does."""
+    context: dict[str, object] = json.loads((ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+@dataclass
+class Estate:
+    app: cdk.App
+    outdir: Path
+    stages: dict[str, MlopsStage]
+    templates: dict[str, Template]
+    stacks: list[template_checks.StackTemplate]
+
+
+@pytest.fixture(scope="session")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Estate:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(context=cdk_context(), outdir=str(outdir))
+    stages = build_estate(app, ENVIRONMENT_NAMES, enforce_compliance=False)
+    app.synth()
+    return Estate(
+        app=app,
+        outdir=outdir,
+        stages={stage.config.name: stage for stage in stages},
+        templates={stage.config.name: Template.from_stack(stage.data) for stage in stages},
+        stacks=template_checks.load_stacks(outdir),
+    )
+
+
+def new_stack(name: str = "Test") -> cdk.Stack:
+    """A throwaway stack for construct unit tests (cheap: no jsii start-up after the first)."""
+    app = cdk.App(context=cdk_context())
+    return cdk.Stack(app, name, env=cdk.Environment(account="123456789012", region="eu-west-1"))

@@ -1,0 +1,95 @@
+"""Environment configs: every bad value fails early, naming environment, field and value."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+
+from stacks.app_builder import build_estate
+from stacks.config import ConfigError, EnvironmentConfig
+from stacks.environments import DEV, ENVIRONMENTS, PROD, STAGING, check_estate, get_config
+
+# (base config, field, bad value, words the message must contain)
+INVALID: list[tuple[EnvironmentConfig, str, Any, str]] = [
+    (DEV, "account", "12345", "12-digit AWS account id"),
+    (DEV, "account", 111111111111, "of type str"),
+    (DEV, "account", "11111111111a", "12-digit AWS account id"),
+    (DEV, "region", "europe-west1", "AWS region code"),
+    (DEV, "region", "EU-WEST-1", "AWS region code"),
+    (DEV, "prefix", "MLOps", "lowercase"),
+    (DEV, "prefix", "ab", "3-20"),
+    (DEV, "prefix", "ml--ops", "single hyphens"),
+    (DEV, "removal_policy", "keep", "'retain' or 'destroy'"),
+    (DEV, "termination_protection", "yes", "of type bool"),
+    (DEV, "log_retention_days", 45, "retention CloudWatch Logs accepts"),
+    (DEV, "log_retention_days", True, "of type int"),
+    (DEV, "noncurrent_version_expiration_days", 0, "1 to 3650"),
+    (DEV, "access_log_retention_days", 4000, "1 to 3650"),
+    (DEV, "abort_incomplete_multipart_upload_days", 31, "1 to 30"),
+    (DEV, "key_pending_window_days", 5, "7 to 30"),
+    (DEV, "owner", "", "non-empty tag value"),
+    (DEV, "owner", "team<script>", "non-empty tag value"),
+    (DEV, "cost_center", "cc 1", "uppercase"),
+    (DEV, "name", "qa", "one of dev, staging, prod"),
+    (PROD, "removal_policy", "destroy", "must be 'retain' in prod"),
+    (PROD, "termination_protection", False, "must be True in prod"),
+    (PROD, "access_log_retention_days", 30, "at least 365 in prod"),
+]
+
+
+@pytest.mark.parametrize(
+    ("base", "field", "value", "words"),
+    INVALID,
+    ids=[f"{base.name}-{field}-{value!r}" for base, field, value, _ in INVALID],
+)
+def test_invalid_value_is_rejected_naming_environment_field_and_value(
+    base: EnvironmentConfig, field: str, value: Any, words: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        dataclasses.replace(base, **{field: value})
+    message = str(raised.value)
+    env_name = value if field == "name" else base.name
+    assert message.startswith(f"environment {env_name!r}: field {field!r}"), message
+    assert words in message
+    assert message.endswith(f"got {value!r}"), message
+
+
+def test_unknown_environment_is_an_error_not_a_fallback() -> None:
+    with pytest.raises(ConfigError, match=r"unknown environment 'qa'; expected one of: dev, staging, prod"):
+        get_config("qa")
+
+
+def test_unknown_environment_fails_when_the_app_is_built() -> None:
+    app = cdk.App()
+    with pytest.raises(ConfigError, match="unknown environment 'Prod'"):
+        build_estate(app, ["dev", "Prod"], enforce_compliance=False)
+
+
+def test_environments_must_not_share_a_prefix() -> None:
+    clash = dataclasses.replace(STAGING, prefix=DEV.prefix)
+    with pytest.raises(ConfigError, match="share a naming prefix: mlops-dev"):
+        check_estate({"dev": DEV, "staging": clash, "prod": PROD})
+
+
+def test_non_prod_environment_must_not_use_the_prod_account() -> None:
+    shared = dataclasses.replace(STAGING, account=PROD.account)
+    with pytest.raises(ConfigError, match=r"environment 'staging': field 'account' must differ from prod's"):
+        check_estate({"dev": DEV, "staging": shared, "prod": PROD})
+
+
+def test_configs_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEV.account = "999999999999"  # type: ignore[misc]
+
+
+def test_the_three_environments_and_their_safeguards() -> None:
+    assert list(ENVIRONMENTS) == ["dev", "staging", "prod"]
+    assert [c.stage_id for c in ENVIRONMENTS.values()] == ["Dev", "Staging", "Prod"]
+    assert PROD.cdk_removal_policy == cdk.RemovalPolicy.RETAIN
+    assert PROD.termination_protection is True
+    assert DEV.cdk_removal_policy == cdk.RemovalPolicy.DESTROY
+    assert len({c.account for c in ENVIRONMENTS.values()}) == 3
+    assert PROD.tags == {"Project": "mlops-estate", "Environment": "prod", "Owner": "ml-platform", "CostCenter": "CC-4100"}

@@ -1,0 +1,225 @@
+"""The stateful data stack of every environment, asserted on its synthesized template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.environments import ENVIRONMENTS
+from tests.conftest import Estate
+
+ENVS = list(ENVIRONMENTS)
+
+#: Logical IDs of stateful resources are a contract: a change here means
+#: CloudFormation would REPLACE the key or bucket (and lose its data). If a
+#: refactor changes one, keep the old ID (e.g. with override_logical_id).
+PINNED_LOGICAL_IDS = {
+    "DataKey2A0DE9E6": "AWS::KMS::Key",
+    "ModelKey1E003194": "AWS::KMS::Key",
+    "CaptureKeyAD8D3BF2": "AWS::KMS::Key",
+    "AccessLogsKey93D4C843": "AWS::KMS::Key",
+    "AccessLogsBucket9935880A": "AWS::S3::Bucket",
+    "RawDataBucket0AE59F17": "AWS::S3::Bucket",
+    "ProcessedDataBucket0DC5AB4A": "AWS::S3::Bucket",
+    "ModelArtifactsBucket68988818": "AWS::S3::Bucket",
+    "InferenceCaptureBucket0FFA268A": "AWS::S3::Bucket",
+}
+
+#: Which key encrypts which bucket, and under which prefix it logs.
+BUCKETS = {
+    "RawDataBucket0AE59F17": ("DataKey2A0DE9E6", "raw-data/"),
+    "ProcessedDataBucket0DC5AB4A": ("DataKey2A0DE9E6", "processed-data/"),
+    "ModelArtifactsBucket68988818": ("ModelKey1E003194", "model-artifacts/"),
+    "InferenceCaptureBucket0FFA268A": ("CaptureKeyAD8D3BF2", "inference-capture/"),
+}
+LOG_BUCKET = "AccessLogsBucket9935880A"
+LOG_KEY = "AccessLogsKey93D4C843"
+
+
+def resources(template: Template, type_name: str) -> dict[str, Any]:
+    found: dict[str, Any] = template.find_resources(type_name)
+    return found
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_stateful_logical_ids_are_pinned(estate: Estate, env: str) -> None:
+    template = estate.templates[env]
+    stateful = {**resources(template, "AWS::KMS::Key"), **resources(template, "AWS::S3::Bucket")}
+    assert {lid: r["Type"] for lid, r in stateful.items()} == PINNED_LOGICAL_IDS
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_keys_rotate_with_alias_and_pending_window_from_config(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    template = estate.templates[env]
+    template.resource_count_is("AWS::KMS::Key", 4)
+    template.all_resources_properties(
+        "AWS::KMS::Key",
+        {"EnableKeyRotation": True, "PendingWindowInDays": config.key_pending_window_days},
+    )
+    aliases = sorted(r["Properties"]["AliasName"] for r in resources(template, "AWS::KMS::Alias").values())
+    suffixes = ["access-logs", "data", "inference-capture", "models"]
+    assert aliases == [f"alias/{config.prefix}/{suffix}" for suffix in suffixes]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_key_policies_delegate_to_iam_without_wildcard_actions(estate: Estate, env: str) -> None:
+    for logical_id, key in resources(estate.templates[env], "AWS::KMS::Key").items():
+        statements = key["Properties"]["KeyPolicy"]["Statement"]
+        sids = [s["Sid"] for s in statements]
+        expected = ["AccountAdministersKey", "IamPoliciesGrantUse"]
+        if logical_id == LOG_KEY:
+            expected.append("S3LogDeliveryEncryptsAccessLogs")
+        assert sids == expected
+        for statement in statements:
+            assert all("*" not in action for action in statement["Action"]), statement
+        delivery = statements[-1]
+        if logical_id == LOG_KEY:
+            assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+            assert delivery["Condition"] == {"StringEquals": {"aws:SourceAccount": ENVIRONMENTS[env].account}}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_data_buckets_are_kms_encrypted_versioned_private_logged(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    template = estate.templates[env]
+    template.resource_count_is("AWS::S3::Bucket", 5)
+    buckets = resources(template, "AWS::S3::Bucket")
+    for logical_id, (key_id, log_prefix) in BUCKETS.items():
+        props = buckets[logical_id]["Properties"]
+        encryption = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert encryption == {
+            "BucketKeyEnabled": True,
+            "ServerSideEncryptionByDefault": {"KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}, "SSEAlgorithm": "aws:kms"},
+        }
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
+            ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+        )
+        assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": LOG_BUCKET}
+        assert props["LoggingConfiguration"]["LogFilePrefix"] == log_prefix
+        rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+        assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {
+            "NoncurrentDays": config.noncurrent_version_expiration_days
+        }
+        assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {
+            "DaysAfterInitiation": config.abort_incomplete_multipart_upload_days
+        }
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_access_log_bucket_keeps_logs_for_the_configured_period(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    log_bucket = resources(estate.templates[env], "AWS::S3::Bucket")[LOG_BUCKET]["Properties"]
+    assert "LoggingConfiguration" not in log_bucket
+    rules = {rule["Id"]: rule for rule in log_bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-current-objects"]["ExpirationInDays"] == config.access_log_retention_days
+    encryption = log_bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": [LOG_KEY, "Arn"]}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_log_delivery_is_admitted_per_source_bucket_and_prefix(estate: Estate, env: str) -> None:
+    template = estate.templates[env]
+    for source, (_, prefix) in BUCKETS.items():
+        template.has_resource_properties(
+            "AWS::S3::BucketPolicy",
+            {
+                "Bucket": {"Ref": LOG_BUCKET},
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            {
+                                "Action": "s3:PutObject",
+                                "Condition": {
+                                    "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": [source, "Arn"]}},
+                                    "StringEquals": {"aws:SourceAccount": ENVIRONMENTS[env].account},
+                                },
+                                "Effect": "Allow",
+                                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                                "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": [LOG_BUCKET, "Arn"]}, f"/{prefix}*"]]},
+                            }
+                        ]
+                    )
+                },
+            },
+        )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_bucket_denies_plain_http_and_old_tls(estate: Estate, env: str) -> None:
+    template = estate.templates[env]
+    template.resource_count_is("AWS::S3::BucketPolicy", 5)
+    for logical_id in (*BUCKETS, LOG_BUCKET):
+        template.has_resource_properties(
+            "AWS::S3::BucketPolicy",
+            {
+                "Bucket": {"Ref": logical_id},
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                            ),
+                            Match.object_like(
+                                {"Effect": "Deny", "Condition": {"NumericLessThan": {"s3:TlsVersion": 1.2}}}
+                            ),
+                        ]
+                    )
+                },
+            },
+        )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_new_raw_data_reaches_eventbridge_without_a_custom_resource(estate: Estate, env: str) -> None:
+    template = estate.templates[env]
+    raw = resources(template, "AWS::S3::Bucket")["RawDataBucket0AE59F17"]["Properties"]
+    assert raw["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    template.resource_count_is("AWS::Lambda::Function", 0)
+    template.resource_count_is("Custom::S3BucketNotifications", 0)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_removal_policy_and_termination_protection_follow_config(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    expected = "Retain" if config.removal_policy == "retain" else "Delete"
+    template = estate.templates[env]
+    for logical_id in PINNED_LOGICAL_IDS:
+        resource = template.to_json()["Resources"][logical_id]
+        assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == (expected, expected)
+    assert estate.stages[env].data.termination_protection is config.termination_protection
+
+
+def test_nothing_in_prod_is_deleted_with_its_stack(estate: Estate) -> None:
+    assert estate.stages["prod"].data.termination_protection is True
+    policies = {
+        logical_id: resource.get("DeletionPolicy")
+        for logical_id, resource in estate.templates["prod"].to_json()["Resources"].items()
+        if "DeletionPolicy" in resource or logical_id in PINNED_LOGICAL_IDS
+    }
+    assert policies == dict.fromkeys(PINNED_LOGICAL_IDS, "Retain")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_cost_allocation_tags_on_every_taggable_resource(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    taggable = 0
+    for logical_id, resource in estate.templates[env].to_json()["Resources"].items():
+        if resource["Type"] in ("AWS::S3::Bucket", "AWS::KMS::Key"):
+            taggable += 1
+            tags = {tag["Key"]: tag["Value"] for tag in resource["Properties"]["Tags"]}
+            assert tags == config.tags, logical_id
+    assert taggable == 9
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_stack_is_named_for_its_environment_and_deploys_to_its_account(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    stack = estate.stages[env].data
+    assert stack.stack_name == f"{config.prefix}-data"
+    assert (stack.account, stack.region) == (config.account, config.region)
+    assert stack.node.path == f"{config.stage_id}/Data"
