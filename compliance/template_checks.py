@@ -52,7 +52,8 @@ def _walk_assembly(directory: Path, stage: str) -> Iterator[StackTemplate]:
     for name, artifact in sorted(manifest.get("artifacts", {}).items()):
         props = artifact.get("properties", {})
         if artifact["type"] == "cdk:cloud-assembly":
-            yield from _walk_assembly(directory / props["directoryName"], stage=artifact.get("displayName", name))
+            stage_name = artifact.get("displayName") or name.removeprefix("assembly-")
+            yield from _walk_assembly(directory / props["directoryName"], stage=stage_name)
         elif artifact["type"] == "aws:cloudformation:stack":
             path = directory / props["templateFile"]
             region = artifact["environment"].rsplit("/", 1)[-1]

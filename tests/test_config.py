@@ -92,4 +92,9 @@ def test_the_three_environments_and_their_safeguards() -> None:
     assert PROD.termination_protection is True
     assert DEV.cdk_removal_policy == cdk.RemovalPolicy.DESTROY
     assert len({c.account for c in ENVIRONMENTS.values()}) == 3
-    assert PROD.tags == {"Project": "mlops-estate", "Environment": "prod", "Owner": "ml-platform", "CostCenter": "CC-4100"}
+    assert PROD.tags == {
+        "Project": "mlops-estate",
+        "Environment": "prod",
+        "Owner": "ml-platform",
+        "CostCenter": "CC-4100",
+    }

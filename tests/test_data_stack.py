@@ -92,7 +92,10 @@ def test_data_buckets_are_kms_encrypted_versioned_private_logged(estate: Estate,
         encryption = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert encryption == {
             "BucketKeyEnabled": True,
-            "ServerSideEncryptionByDefault": {"KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}, "SSEAlgorithm": "aws:kms"},
+            "ServerSideEncryptionByDefault": {
+                "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]},
+                "SSEAlgorithm": "aws:kms",
+            },
         }
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}
         assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
