@@ -17,8 +17,9 @@ from typing import Any
 CFN_LINT_IGNORED_RULES: dict[str, str] = {}
 
 #: Resource types whose policies are identity policies: there, Resource "*" is
-#: a finding whenever the action can be scoped. In resource policies (key
-#: policies, bucket policies) "*" means the resource itself.
+#: a finding unless every action of the statement is one AWS cannot scope to a
+#: resource (listed below). In resource policies (key policies, bucket
+#: policies) "*" means the resource itself.
 _IDENTITY_POLICY_TYPES = {
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
@@ -26,6 +27,17 @@ _IDENTITY_POLICY_TYPES = {
     "AWS::IAM::User",
     "AWS::IAM::Group",
 }
+
+
+#: Actions that support no resource-level permission (AWS's service authorization reference).
+UNSCOPABLE_ACTIONS: frozenset[str] = frozenset(
+    {
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:PutMetricData",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +115,10 @@ def unscoped_resource_findings(stacks: list[StackTemplate]) -> list[str]:
             if resource["Type"] not in _IDENTITY_POLICY_TYPES:
                 continue
             for statement in _statements(resource.get("Properties", {})):
-                if statement["Effect"] == "Allow" and "*" in _as_list(statement.get("Resource", [])):
-                    actions = _as_list(statement.get("Action", []))
+                actions = _as_list(statement.get("Action", []))
+                if statement["Effect"] != "Allow" or "*" not in _as_list(statement.get("Resource", [])):
+                    continue
+                if not set(actions) <= UNSCOPABLE_ACTIONS:
                     found.append(f"{stack.display_name}/{logical_id}: {actions} on Resource '*'")
     return found
 
@@ -176,6 +190,27 @@ def cfn_lint_findings(stacks: list[StackTemplate]) -> list[str]:
         config = ManualArgs(regions=[stack.region], ignore_checks=sorted(CFN_LINT_IGNORED_RULES))
         found += [f"{stack.display_name}: {match}" for match in lint_file(stack.path, config=config)]
     return found
+
+
+def validation_report(outdir: Path) -> tuple[list[str], list[str]]:
+    """(findings, warnings) from CDK's policy validation report, written by ``cdk synth``.
+
+    cdk-nag's packs report through it; a pack with no violation does not
+    appear in it at all. Warnings are construct annotations (weakened defaults).
+    """
+    path = Path(outdir) / "validation-report.json"
+    if not path.exists():
+        return [], []
+    findings: list[str] = []
+    warnings: list[str] = []
+    for plugin in json.loads(path.read_text()).get("pluginReports", []):
+        for violation in plugin.get("violations", []):
+            places = violation.get("violatingConstructs") or violation.get("violatingResources") or []
+            for place in places:
+                where = place.get("constructPath") or place.get("resourceLogicalId", "?")
+                line = f"{violation['ruleName']} on {where}: {violation['description']}"
+                (warnings if violation.get("severity") == "warning" else findings).append(line)
+    return findings, warnings
 
 
 def acknowledged_nag_rules(stacks: list[StackTemplate]) -> list[tuple[str, str, str]]:

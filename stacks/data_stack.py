@@ -64,12 +64,22 @@ class DataStack(cdk.Stack):
         return [self.access_logs, self.raw_data, self.processed_data, self.model_artifacts, self.inference_capture]
 
     def _acknowledge_single_region(self, bucket: SecureBucket) -> None:
+        config = self._config
+        if bucket is self.access_logs:
+            holds = (
+                "S3 server access logs, audit evidence about buckets of this region, kept "
+                f"{config.access_log_retention_days} days and deleted by lifecycle after that"
+            )
+        else:
+            holds = "customer-derived data, whose copy to a second region needs a data-residency decision first"
+        retained = (
+            "retained when its stack is deleted" if config.removal_policy == "retain" else "deleted only with its stack"
+        )
         reason = (
-            f"Single-region by design: environment {self._config.name!r} is configured for one region "
-            f"({self._config.region}) and these buckets hold customer-derived data whose copy to a second region "
-            "needs a data-residency decision first. Recovery from deletion or overwrite is covered in-region: "
-            f"versioning keeps noncurrent versions {self._config.noncurrent_version_expiration_days} days, "
-            f"removal policy is {self._config.removal_policy}, and S3 stores objects across availability zones."
+            f"Single-region by design: environment {config.name!r} runs in one region ({config.region}) and this "
+            f"bucket holds {holds}. Recovery from deletion or overwrite is in-region: versioning keeps noncurrent "
+            f"versions {config.noncurrent_version_expiration_days} days, the bucket is {retained}, "
+            "and S3 stores every object across several availability zones."
         )
         for rule in REPLICATION_RULES:
             nag.acknowledge(bucket.bucket, rule, reason)
@@ -83,6 +93,8 @@ class DataStack(cdk.Stack):
                 description=f"MLOps {self._config.name}: {protects}",
                 removal_policy=self._config.cdk_removal_policy,
                 pending_window=cdk.Duration.days(self._config.key_pending_window_days),
+                # Every key here protects bucket contents: usable only through S3.
+                via_services=("s3",),
             ),
         )
 

@@ -62,10 +62,14 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {config.name: config for config in 
 
 def check_estate(configs: dict[str, EnvironmentConfig]) -> None:
     """Rules that span environments: each must be isolated from the others."""
-    prefixes = [config.prefix for config in configs.values()]
-    duplicates = sorted({p for p in prefixes if prefixes.count(p) > 1})
-    if duplicates:
-        raise ConfigError(f"environments share a naming prefix: {', '.join(duplicates)}")
+    seen: dict[str, str] = {}
+    for config in configs.values():
+        if config.prefix in seen:
+            raise ConfigError(
+                f"environment {config.name!r}: field 'prefix' is already used by {seen[config.prefix]!r}, "
+                f"got {config.prefix!r}"
+            )
+        seen[config.prefix] = config.name
     prod = configs.get("prod")
     for config in configs.values():
         if prod is not None and config is not prod and config.account == prod.account:

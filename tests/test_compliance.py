@@ -35,9 +35,13 @@ def test_acknowledgements_are_only_the_reviewed_ones(estate: Estate, env: str) -
     # Five buckets, two replication rules each: one finding on one resource per entry.
     assert sorted({rule for _, rule, _ in acknowledged}) == sorted(REPLICATION_RULES)
     assert len(acknowledged) == len({(resource, rule) for resource, rule, _ in acknowledged}) == 10
+    buckets = {
+        f"{s.display_name}/{lid}" for s in stacks for lid, r in s.resources.items() if r["Type"] == "AWS::S3::Bucket"
+    }
+    assert {resource for resource, _, _ in acknowledged} == buckets
     for resource, _, reason in acknowledged:
-        assert "Bucket" in resource
-        assert "versioning keeps noncurrent versions" in reason
+        assert "versioning keeps noncurrent versions" in reason, resource
+        assert ("S3 server access logs" in reason) == resource.startswith(f"{stacks[0].display_name}/AccessLogsBucket")
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -114,6 +118,7 @@ def test_wildcard_and_unscoped_statements_are_found(tmp_path: Path) -> None:
                 "Statement": [
                     {"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::b/*"},
                     {"Effect": "Allow", "Action": ["sagemaker:InvokeEndpoint"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
                     {"Effect": "Deny", "Action": "*", "Resource": "*"},
                 ]
             }

@@ -70,7 +70,9 @@ def test_unknown_environment_fails_when_the_app_is_built() -> None:
 
 def test_environments_must_not_share_a_prefix() -> None:
     clash = dataclasses.replace(STAGING, prefix=DEV.prefix)
-    with pytest.raises(ConfigError, match="share a naming prefix: mlops-dev"):
+    with pytest.raises(
+        ConfigError, match=r"environment 'staging': field 'prefix' is already used by 'dev', got 'mlops-dev'"
+    ):
         check_estate({"dev": DEV, "staging": clash, "prod": PROD})
 
 

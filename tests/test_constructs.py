@@ -55,8 +55,7 @@ def test_library_import_name_does_not_shadow_the_constructs_library() -> None:
 def test_grant_read_names_actions_scopes_listing_to_prefix_and_key_to_s3() -> None:
     stack = new_stack()
     bucket = SecureBucket(stack, "Data", SecureBucketProps(encryption_key=_key(stack).key, versioned=True))
-    grant = bucket.grant_read(_role(stack), prefix="features/")
-    assert grant.success
+    bucket.grant_read(_role(stack), prefix="features/")
     statements = _statements(stack)
     actions = sorted(a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
     assert actions == ["kms:Decrypt", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"]
@@ -76,6 +75,26 @@ def test_grant_write_cannot_read_delete_or_change_acls() -> None:
     assert objects["Resource"]["Fn::Join"][1][1] == "/models/*"
     key_use = next(s for s in statements if "kms:GenerateDataKey" in s["Action"])
     assert sorted(key_use["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert key_use["Condition"] == VIA_S3
+    assert not any(a in str(statements) for a in ("s3:GetObject", "s3:DeleteObject", "s3:PutObjectAcl"))
+
+
+def test_grant_read_write_is_both_grants_on_one_prefix() -> None:
+    stack = new_stack()
+    bucket = SecureBucket(stack, "Data", SecureBucketProps(encryption_key=_key(stack).key))
+    bucket.grant_read_write(_role(stack), prefix="runs/")
+    statements = _statements(stack)
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert actions == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    }
+    assert all(s.get("Condition") == VIA_S3 for s in statements if str(s["Action"]).startswith(("kms", "['kms")))
 
 
 @pytest.mark.parametrize("prefix", ["/abs/", "no-slash", "wild*/"])
@@ -113,8 +132,10 @@ def test_key_service_statement_needs_a_condition() -> None:
         ({"alias": "alias/data"}, "without the 'alias/' prefix"),
         ({"alias": "aws-data"}, "must not start with 'aws'"),
         ({"alias": "data key"}, "may hold only letters"),
-        ({"description": "  "}, "description must not be empty"),
-        ({"pending_window": cdk.Duration.days(3)}, "pending_window must be 7 to 30 days, got 3"),
+        ({"description": "  "}, "description must say what the key protects, got '  '"),
+        ({"pending_window": cdk.Duration.days(3)}, "pending_window must be 7 to 30 whole days, got 3"),
+        ({"pending_window": cdk.Duration.hours(180)}, "pending_window must be 7 to 30 whole days, got 7.5"),
+        ({"via_services": ("S3",)}, "via_services takes service prefixes such as 's3', got 'S3'"),
     ],
 )
 def test_invalid_key_props(kwargs: dict[str, Any], message: str) -> None:
@@ -133,8 +154,9 @@ def test_key_destroyed_with_stack_warns() -> None:
     ("kwargs", "message"),
     [
         ({"noncurrent_version_expiration": cdk.Duration.days(0)}, "noncurrent_version_expiration must be 1 to 3650"),
-        ({"abort_incomplete_multipart_upload_after": cdk.Duration.days(400)}, "must be 1 to 365 days, got 400"),
-        ({"expiration": cdk.Duration.days(0)}, "expiration must be 1 to 36500 days, got 0"),
+        ({"abort_incomplete_multipart_upload_after": cdk.Duration.days(400)}, "1 to 365 whole days, got 400"),
+        ({"expiration": cdk.Duration.days(0)}, "expiration must be 1 to 36500 whole days, got 0"),
+        ({"expiration": cdk.Duration.hours(36)}, "expiration must be 1 to 36500 whole days, got 1.5"),
     ],
 )
 def test_invalid_bucket_props(kwargs: dict[str, Any], message: str) -> None:
@@ -186,9 +208,47 @@ def test_weakened_defaults_leave_warnings() -> None:
     assert ids == ["abort-incomplete-multipart-uploads"]
 
 
-def test_imported_bucket_and_key_keep_least_privilege_grants() -> None:
+def test_key_destroyed_or_bucket_destroyed_with_stack_warns() -> None:
     stack = new_stack()
-    key = SecureKey.from_key_arn(stack, "Key", "arn:aws:kms:eu-west-1:123456789012:key/abc")
+    key = _key(stack).key
+    SecureBucket(stack, "Scratch", SecureBucketProps(encryption_key=key, removal_policy=cdk.RemovalPolicy.DESTROY))
+    Annotations.from_stack(stack).has_warning("/Test/Scratch", Match.string_like_regexp("empty it before deleting"))
+
+
+def test_key_policy_limits_use_to_the_named_services_and_account() -> None:
+    stack = new_stack()
+    SecureKey(stack, "Key", SecureKeyProps(alias="t/k", description="d", via_services=("s3", "sagemaker")))
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Sid": "IamPoliciesGrantUse",
+                                "Condition": {
+                                    "StringEquals": {
+                                        "kms:CallerAccount": "123456789012",
+                                        "kms:ViaService": [
+                                            {"Fn::Join": ["", ["s3.eu-west-1.", {"Ref": "AWS::URLSuffix"}]]},
+                                            {"Fn::Join": ["", ["sagemaker.eu-west-1.", {"Ref": "AWS::URLSuffix"}]]},
+                                        ],
+                                    }
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_imported_bucket_and_key_keep_least_privilege_grants_in_the_key_region() -> None:
+    stack = new_stack()
+    key = SecureKey.from_key_arn(stack, "Key", "arn:aws:kms:us-east-1:123456789012:key/abc")
     bucket = SecureBucket.from_bucket_attributes(
         stack, "Data", bucket_arn="arn:aws:s3:::shared-features", encryption_key=key.key
     )
@@ -197,7 +257,11 @@ def test_imported_bucket_and_key_keep_least_privilege_grants() -> None:
     objects = next(s for s in statements if "s3:GetObject" in s["Action"])
     assert objects["Resource"] == "arn:aws:s3:::shared-features/team-a/*"
     decrypt = next(s for s in statements if s["Action"] == "kms:Decrypt")
-    assert decrypt["Resource"] == "arn:aws:kms:eu-west-1:123456789012:key/abc"
+    assert decrypt["Resource"] == "arn:aws:kms:us-east-1:123456789012:key/abc"
+    # The shared bucket lives with its key in us-east-1, not in this stack's eu-west-1.
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Join": ["", ["s3.us-east-1.", {"Ref": "AWS::URLSuffix"}]]}}
+    }
 
 
 def test_cost_allocation_tags_reach_every_taggable_resource() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -65,20 +66,38 @@ def test_keys_rotate_with_alias_and_pending_window_from_config(estate: Estate, e
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_key_policies_delegate_to_iam_without_wildcard_actions(estate: Estate, env: str) -> None:
+def test_key_policies_name_every_action_and_condition_use(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    via_s3 = {"Fn::Join": ["", ["s3.eu-west-1.", {"Ref": "AWS::URLSuffix"}]]}
+    use_conditions = {"StringEquals": {"kms:CallerAccount": config.account, "kms:ViaService": [via_s3]}}
+    root = {"AWS": f"arn:aws:iam::{config.account}:root"}
     for logical_id, key in resources(estate.templates[env], "AWS::KMS::Key").items():
-        statements = key["Properties"]["KeyPolicy"]["Statement"]
-        sids = [s["Sid"] for s in statements]
-        expected = ["AccountAdministersKey", "IamPoliciesGrantUse"]
+        statements = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+        expected = {"AccountAdministersKey", "IamPoliciesGrantUse", "AwsServicesGrantForResources"}
         if logical_id == LOG_KEY:
-            expected.append("S3LogDeliveryEncryptsAccessLogs")
-        assert sids == expected
-        for statement in statements:
-            assert all("*" not in action for action in statement["Action"]), statement
-        delivery = statements[-1]
+            expected.add("S3LogDeliveryEncryptsAccessLogs")
+        assert set(statements) == expected
+        for statement in statements.values():
+            assert all("*" not in action for action in _as_list(statement["Action"])), statement
+        assert "kms:Decrypt" not in statements["AccountAdministersKey"]["Action"]
+        use = statements["IamPoliciesGrantUse"]
+        assert (use["Principal"], sorted(use["Action"]), use["Condition"]) == (
+            root,
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            use_conditions,
+        )
+        grants = statements["AwsServicesGrantForResources"]
+        assert grants["Action"] == "kms:CreateGrant"
+        assert grants["Condition"] == {**use_conditions, "Bool": {"kms:GrantIsForAWSResource": "true"}}
         if logical_id == LOG_KEY:
+            delivery = statements["S3LogDeliveryEncryptsAccessLogs"]
             assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
-            assert delivery["Condition"] == {"StringEquals": {"aws:SourceAccount": ENVIRONMENTS[env].account}}
+            assert sorted(delivery["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+            assert delivery["Condition"] == {"StringEquals": {"aws:SourceAccount": config.account}}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -194,11 +213,13 @@ def test_removal_policy_and_termination_protection_follow_config(estate: Estate,
     for logical_id in PINNED_LOGICAL_IDS:
         resource = template.to_json()["Resources"][logical_id]
         assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == (expected, expected)
-    assert estate.stages[env].data.termination_protection is config.termination_protection
+    # What is deployed: the stack's property in the cloud assembly's manifest.
+    manifest = json.loads((estate.outdir / f"assembly-{config.stage_id}" / "manifest.json").read_text())
+    (stack,) = [a for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"]
+    assert stack["properties"].get("terminationProtection", False) is config.termination_protection
 
 
 def test_nothing_in_prod_is_deleted_with_its_stack(estate: Estate) -> None:
-    assert estate.stages["prod"].data.termination_protection is True
     policies = {
         logical_id: resource.get("DeletionPolicy")
         for logical_id, resource in estate.templates["prod"].to_json()["Resources"].items()

@@ -31,10 +31,10 @@ WRITE_ACTIONS: tuple[str, ...] = ("s3:PutObject", "s3:AbortMultipartUpload")
 
 
 def _days(name: str, value: cdk.Duration, low: int, high: int) -> int:
-    days = int(value.to_days())
-    if not low <= days <= high:
-        raise PropsError(f"bucket {name} must be {low} to {high} days, got {days}")
-    return days
+    days = float(value.to_days(integral=False))
+    if not days.is_integer() or not low <= days <= high:
+        raise PropsError(f"bucket {name} must be {low} to {high} whole days, got {days:g}")
+    return int(days)
 
 
 def _check_prefix(prefix: str) -> None:
@@ -120,12 +120,14 @@ class _BucketGrants:
     encryption_key: kms.IKey
 
     def _key_grant(self, grantee: iam.IGrantable, actions: list[str]) -> iam.Grant:
-        stack = cdk.Stack.of(self.bucket)
+        # A bucket and its key share a region; the key's is known even when both
+        # are imported (parsed from the key ARN), the bucket's ARN carries none.
+        region, url_suffix = self.encryption_key.env.region, cdk.Stack.of(self.bucket).url_suffix
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=actions,
             resource_arns=[self.encryption_key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.{url_suffix}"}},
         )
 
     def _list_grant(self, grantee: iam.IGrantable, prefix: str) -> iam.Grant:
@@ -196,6 +198,11 @@ class SecureBucket(_BucketGrants, Construct):
             self._warn("mlops:bucket-no-access-logs", "server access logging is off for this bucket")
         if not props.versioned:
             self._warn("mlops:bucket-unversioned", "versioning is off: overwritten objects cannot be recovered")
+        if props.removal_policy == cdk.RemovalPolicy.DESTROY:
+            self._warn(
+                "mlops:bucket-destroy",
+                "bucket is deleted with its stack, which fails while it holds objects: empty it before deleting",
+            )
 
     @staticmethod
     def _lifecycle_rules(props: SecureBucketProps) -> list[s3.LifecycleRule]:
@@ -221,7 +228,8 @@ class SecureBucket(_BucketGrants, Construct):
     @property
     def _cfn_bucket(self) -> s3.CfnBucket:
         cfn_bucket = self.bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
+        if not isinstance(cfn_bucket, s3.CfnBucket):
+            raise TypeError(f"{self.bucket.node.path} has no CfnBucket")  # only if CDK changes s3.Bucket
         return cfn_bucket
 
     def _warn(self, warning_id: str, message: str) -> None:

@@ -50,18 +50,13 @@ KEY_ADMIN_ACTIONS: tuple[str, ...] = (
     "kms:UpdateKeyDescription",
 )
 
-#: Cryptographic actions delegated to IAM: a principal still needs an IAM
-#: policy (from a ``grant_*`` method) before it can call any of them.
-KEY_USAGE_ACTIONS: tuple[str, ...] = (
-    "kms:Decrypt",
-    "kms:Encrypt",
-    "kms:GenerateDataKey",
-    "kms:GenerateDataKeyWithoutPlaintext",
-    "kms:ReEncryptFrom",
-    "kms:ReEncryptTo",
-    "kms:CreateGrant",
-    "kms:RetireGrant",
-)
+#: Cryptographic actions delegated to IAM: a principal of the account still
+#: needs an IAM policy (from a ``grant_*`` method) before it can call any of them,
+#: and the key policy adds its own conditions (see ``SecureKeyProps.via_services``).
+KEY_USAGE_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+
+#: Grants that AWS services create on a caller's behalf (SageMaker volumes, for one).
+KEY_GRANT_ACTIONS: tuple[str, ...] = ("kms:CreateGrant",)
 
 DECRYPT_ACTIONS: tuple[str, ...] = ("kms:Decrypt",)
 ENCRYPT_ACTIONS: tuple[str, ...] = ("kms:Encrypt", "kms:GenerateDataKey")
@@ -81,12 +76,18 @@ class SecureKeyProps:
             Default ``RETAIN``: a deleted key makes its data unreadable.
         pending_window: days between deletion request and deletion (7 to 30).
             Default 30 days, the longest KMS allows.
+        via_services: the AWS services (``s3``, ``sagemaker``, ``logs``...) through
+            which principals of the account may use the key. Default empty: any
+            request from the account, still subject to its IAM policies. Naming
+            the services means that even an administrator's ``kms:Decrypt`` on
+            ``*`` cannot decrypt data outside them.
     """
 
     alias: str
     description: str
     removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN
     pending_window: cdk.Duration = field(default_factory=lambda: cdk.Duration.days(30))
+    via_services: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.alias or self.alias.startswith("alias/"):
@@ -97,10 +98,13 @@ class SecureKeyProps:
         if bad:
             raise PropsError(f"key alias may hold only letters, digits, '/', '_' and '-', got {self.alias!r}")
         if not self.description.strip():
-            raise PropsError("key description must not be empty: say what the key protects")
-        days = self.pending_window.to_days()
-        if not 7 <= days <= 30:
-            raise PropsError(f"key pending_window must be 7 to 30 days, got {days}")
+            raise PropsError(f"key description must say what the key protects, got {self.description!r}")
+        days = float(self.pending_window.to_days(integral=False))
+        if not days.is_integer() or not 7 <= days <= 30:
+            raise PropsError(f"key pending_window must be 7 to 30 whole days, got {days:g}")
+        for service in self.via_services:
+            if not service or not service.replace("-", "").isalnum() or service != service.lower():
+                raise PropsError(f"via_services takes service prefixes such as 's3', got {service!r}")
 
 
 class _KeyGrants:
@@ -119,8 +123,9 @@ class _KeyGrants:
                 raise PropsError(f"key grants take explicit kms actions, got {action!r}")
         conditions: dict[str, Mapping[str, object]] | None = None
         if via_service is not None:
-            stack = cdk.Stack.of(self.key)
-            conditions = {"StringEquals": {"kms:ViaService": f"{via_service}.{stack.region}.{stack.url_suffix}"}}
+            # The key's own region (parsed from its ARN when imported), not the caller's stack.
+            region, url_suffix = self.key.env.region, cdk.Stack.of(self.key).url_suffix
+            conditions = {"StringEquals": {"kms:ViaService": f"{via_service}.{region}.{url_suffix}"}}
         return iam.Grant.add_to_principal(
             grantee=grantee, actions=list(actions), resource_arns=[self.key.key_arn], conditions=conditions
         )
@@ -148,8 +153,31 @@ class SecureKey(_KeyGrants, Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: SecureKeyProps) -> None:
         super().__init__(scope, construct_id)
+        self.key: kms.Key = kms.Key(
+            self,
+            "Key",
+            description=props.description,
+            enable_key_rotation=True,
+            policy=self._policy(props),
+            removal_policy=props.removal_policy,
+            pending_window=props.pending_window,
+        )
+        self.alias: kms.Alias = self.key.add_alias(f"alias/{props.alias}")
+        if props.removal_policy == cdk.RemovalPolicy.DESTROY:
+            cdk.Annotations.of(self).add_warning_v2(
+                "mlops:key-destroy",
+                f"key '{props.alias}' is deleted with its stack: data it encrypted becomes unreadable",
+            )
+
+    def _policy(self, props: SecureKeyProps) -> iam.PolicyDocument:
+        stack = cdk.Stack.of(self)
         account_root = iam.AccountRootPrincipal()
-        policy = iam.PolicyDocument(
+        use_conditions: dict[str, dict[str, object]] = {"StringEquals": {"kms:CallerAccount": stack.account}}
+        if props.via_services:
+            use_conditions["StringEquals"]["kms:ViaService"] = [
+                f"{service}.{stack.region}.{stack.url_suffix}" for service in props.via_services
+            ]
+        return iam.PolicyDocument(
             statements=[
                 iam.PolicyStatement(
                     sid="AccountAdministersKey",
@@ -162,24 +190,17 @@ class SecureKey(_KeyGrants, Construct):
                     principals=[account_root],
                     actions=list(KEY_USAGE_ACTIONS),
                     resources=["*"],
+                    conditions=use_conditions,
+                ),
+                iam.PolicyStatement(
+                    sid="AwsServicesGrantForResources",
+                    principals=[account_root],
+                    actions=list(KEY_GRANT_ACTIONS),
+                    resources=["*"],
+                    conditions={**use_conditions, "Bool": {"kms:GrantIsForAWSResource": "true"}},
                 ),
             ]
         )
-        self.key: kms.Key = kms.Key(
-            self,
-            "Key",
-            description=props.description,
-            enable_key_rotation=True,
-            policy=policy,
-            removal_policy=props.removal_policy,
-            pending_window=props.pending_window,
-        )
-        self.alias: kms.Alias = self.key.add_alias(f"alias/{props.alias}")
-        if props.removal_policy == cdk.RemovalPolicy.DESTROY:
-            cdk.Annotations.of(self).add_warning_v2(
-                "mlops:key-destroy",
-                f"key '{props.alias}' is deleted with its stack: data it encrypted becomes unreadable",
-            )
 
     @property
     def key_arn(self) -> str:
