@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, Estate, cdk_context
+from tests.infra.conftest import ROOT, Estate, cdk_context
 
 
 def _cdk() -> str:

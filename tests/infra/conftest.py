@@ -20,7 +20,7 @@ from stacks.app_builder import build_estate
 from stacks.config import ENVIRONMENT_NAMES
 from stacks.stage import MlopsStage
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cdk_context() -> dict[str, object]:

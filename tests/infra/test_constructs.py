@@ -21,7 +21,7 @@ from mlops_constructs import (
     SecureKeyProps,
     ServerAccessLogs,
 )
-from tests.conftest import ROOT, new_stack
+from tests.infra.conftest import ROOT, new_stack
 
 #: kms:ViaService, with the partition's URL suffix (amazonaws.com, amazonaws.com.cn) left to CloudFormation.
 VIA_S3 = {"StringEquals": {"kms:ViaService": {"Fn::Join": ["", ["s3.eu-west-1.", {"Ref": "AWS::URLSuffix"}]]}}}

@@ -17,7 +17,7 @@ from aws_cdk import aws_s3 as s3
 from compliance import nag, template_checks
 from stacks.data_stack import REPLICATION_RULES
 from stacks.environments import ENVIRONMENTS
-from tests.conftest import Estate, cdk_context
+from tests.infra.conftest import Estate, cdk_context
 
 ENVS = list(ENVIRONMENTS)
 

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks.environments import ENVIRONMENTS
-from tests.conftest import Estate
+from tests.infra.conftest import Estate
 
 ENVS = list(ENVIRONMENTS)
 

@@ -1,0 +1,124 @@
+"""Serving functions for the SageMaker scikit-learn container: model_fn, input_fn, predict_fn, output_fn.
+
+The container loads ``model.tar.gz`` into ``model_dir`` and calls these four
+functions per request. Requests are JSON (``{"instances": [[f1, f2, ...], ...]}``
+or a bare list of rows) or CSV (one row per line, no header). Bad requests
+raise :class:`InvalidRequest` with a message that says what is wrong and
+where; nothing is guessed or silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+LOG = logging.getLogger("inference")
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "model_metadata.json"
+MAX_ROWS = 1000
+
+
+class InvalidRequest(ValueError):
+    """A request the model cannot answer; ``status_code`` is the HTTP status it deserves."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class Model:
+    """The fitted estimator with the feature count it was trained on."""
+
+    def __init__(self, estimator: Any, n_features: int) -> None:
+        self.estimator = estimator
+        self.n_features = n_features
+
+
+def model_fn(model_dir: str) -> Model:
+    directory = Path(model_dir)
+    metadata = json.loads((directory / METADATA_FILE).read_text())
+    return Model(joblib.load(directory / MODEL_FILE), int(metadata["n_features"]))
+
+
+def _rows_from_json(body: str) -> list[Any]:
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(f"body is not valid JSON: {error.msg} at position {error.pos}") from None
+    rows = payload.get("instances") if isinstance(payload, dict) else payload
+    if not isinstance(rows, list):
+        raise InvalidRequest('JSON body must be {"instances": [[...], ...]} or a list of rows')
+    return rows
+
+
+def _rows_from_csv(body: str) -> list[Any]:
+    return [row for row in csv.reader(io.StringIO(body)) if row]
+
+
+def _to_matrix(rows: list[Any]) -> np.ndarray:
+    if not rows:
+        raise InvalidRequest("request holds no rows")
+    if len(rows) > MAX_ROWS:
+        raise InvalidRequest(f"request holds {len(rows)} rows, at most {MAX_ROWS} are accepted", status_code=413)
+    matrix = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InvalidRequest(f"row {index} is not a list of numbers")
+        values = []
+        for column, value in enumerate(row):
+            if isinstance(value, bool):
+                raise InvalidRequest(f"row {index}, column {column}: {value!r} is not a number")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise InvalidRequest(f"row {index}, column {column}: {value!r} is not a number") from None
+            if not math.isfinite(number):
+                raise InvalidRequest(f"row {index}, column {column}: {value!r} is not a finite number")
+            values.append(number)
+        matrix.append(values)
+    lengths = sorted({len(values) for values in matrix})
+    if len(lengths) > 1:
+        raise InvalidRequest(f"rows have different lengths: {lengths}")
+    return np.array(matrix, dtype=np.float64)
+
+
+def input_fn(request_body: str | bytes, request_content_type: str) -> np.ndarray:
+    body = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
+    content_type = (request_content_type or "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        return _to_matrix(_rows_from_json(body))
+    if content_type == "text/csv":
+        return _to_matrix(_rows_from_csv(body))
+    raise InvalidRequest(
+        f"content type {request_content_type!r} is not supported; use application/json or text/csv", status_code=415
+    )
+
+
+def predict_fn(input_data: np.ndarray, model: Model) -> dict[str, list[Any]]:
+    if input_data.shape[1] != model.n_features:
+        raise InvalidRequest(f"each row needs {model.n_features} features, got {input_data.shape[1]}")
+    scores = model.estimator.predict_proba(input_data)[:, 1]
+    labels = (scores >= 0.5).astype(int)
+    LOG.info("predicted %d rows", len(labels))
+    return {"labels": labels.tolist(), "scores": [round(float(s), 6) for s in scores]}
+
+
+def output_fn(prediction: dict[str, list[Any]], accept: str) -> tuple[str, str]:
+    accept_type = (accept or "application/json").split(";")[0].strip().lower()
+    rows = [
+        {"label": label, "score": score}
+        for label, score in zip(prediction["labels"], prediction["scores"], strict=True)
+    ]
+    if accept_type in ("application/json", "*/*"):
+        return json.dumps({"predictions": rows}), "application/json"
+    if accept_type == "text/csv":
+        return "".join(f"{row['label']},{row['score']}\n" for row in rows), "text/csv"
+    raise InvalidRequest(f"accept type {accept!r} is not supported; use application/json or text/csv", status_code=406)

@@ -1,0 +1,119 @@
+"""inference.py serves predictions from the exact artifact the training step produced."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tarfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.runtime.conftest import SRC, TrainingRun
+
+
+def _load_inference() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("inference", SRC / "inference" / "inference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+inference = _load_inference()
+
+
+@pytest.fixture(scope="module")
+def served(training_run: TrainingRun, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The model as the container loads it: model.tar.gz extracted into model_dir."""
+    model_dir = tmp_path_factory.mktemp("model_dir")
+    with tarfile.open(training_run.artifact) as archive:
+        archive.extractall(model_dir, filter="data")
+    return inference.model_fn(str(model_dir))
+
+
+@pytest.fixture(scope="module")
+def test_set(training_run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
+    table = np.loadtxt(training_run.processing / "test" / "test.csv", delimiter=",")
+    return table[:, 1:], table[:, 0]
+
+
+def _invoke(model: Any, body: str, content_type: str, accept: str = "application/json") -> tuple[str, str]:
+    return inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), accept)
+
+
+def test_json_requests_are_answered_accurately(served: Any, test_set: tuple[np.ndarray, np.ndarray]) -> None:
+    features, labels = test_set
+    body, content_type = _invoke(served, json.dumps({"instances": features.tolist()}), "application/json")
+    assert content_type == "application/json"
+    predictions = json.loads(body)["predictions"]
+    assert len(predictions) == len(labels)
+    predicted = np.array([p["label"] for p in predictions])
+    assert (predicted == labels).mean() > 0.9
+    assert all(0.0 <= p["score"] <= 1.0 and p["label"] == int(p["score"] >= 0.5) for p in predictions)
+
+
+def test_csv_request_and_csv_response_match_the_json_answer(served: Any, test_set: tuple[np.ndarray, Any]) -> None:
+    features = test_set[0][:5]
+    csv_body = "\n".join(",".join(repr(float(v)) for v in row) for row in features)
+    text, content_type = _invoke(served, csv_body.encode(), "text/csv; charset=utf-8", "text/csv")
+    assert content_type == "text/csv"
+    as_json = json.loads(_invoke(served, json.dumps(features.tolist()), "application/json")[0])["predictions"]
+    assert text == "".join(f"{p['label']},{p['score']}\n" for p in as_json)
+
+
+def test_the_served_model_is_the_trained_one(served: Any, training_run: TrainingRun) -> None:
+    import joblib
+
+    trained = joblib.load(training_run.model_dir / "model.joblib")
+    row = np.loadtxt(training_run.processing / "test" / "test.csv", delimiter=",")[:3, 1:]
+    expected = trained.predict_proba(row)[:, 1]
+    got = inference.predict_fn(row, served)["scores"]
+    assert np.allclose(got, expected, atol=1e-6)
+
+
+ROW = [1.0] * 30
+
+BAD_REQUESTS = [
+    ("{not json", "application/json", 400, "body is not valid JSON"),
+    (json.dumps({"rows": [ROW]}), "application/json", 400, 'must be {"instances"'),
+    (json.dumps({"instances": []}), "application/json", 400, "request holds no rows"),
+    (json.dumps({"instances": [ROW[:29]]}), "application/json", 400, "each row needs 30 features, got 29"),
+    (json.dumps({"instances": [ROW, ROW[:29]]}), "application/json", 400, "rows have different lengths: [29, 30]"),
+    (
+        json.dumps({"instances": [[*ROW[:29], "abc"]]}),
+        "application/json",
+        400,
+        "column 29: 'abc' is not a number",
+    ),
+    (json.dumps({"instances": [[*ROW[:29], True]]}), "application/json", 400, "True is not a number"),
+    (json.dumps({"instances": [[*ROW[:29], None]]}), "application/json", 400, "None is not a number"),
+    ("1," * 29 + "nan", "text/csv", 400, "'nan' is not a finite number"),
+    (json.dumps({"instances": [1, 2]}), "application/json", 400, "row 0 is not a list of numbers"),
+    (json.dumps({"instances": [ROW] * 1001}), "application/json", 413, "1001 rows, at most 1000"),
+    ("a=b", "application/x-www-form-urlencoded", 415, "is not supported; use application/json or text/csv"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), BAD_REQUESTS)
+def test_malformed_requests_are_rejected_with_a_clear_error(
+    served: Any, body: str, content_type: str, status: int, message: str
+) -> None:
+    with pytest.raises(inference.InvalidRequest) as raised:
+        _invoke(served, body, content_type)
+    assert raised.value.status_code == status
+    assert message in str(raised.value)
+
+
+def test_unsupported_accept_type_is_refused(served: Any) -> None:
+    with pytest.raises(inference.InvalidRequest, match="accept type 'application/xml' is not supported") as raised:
+        _invoke(served, json.dumps([ROW]), "application/json", "application/xml")
+    assert raised.value.status_code == 406
+
+
+def test_model_fn_needs_the_metadata_written_by_training(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        inference.model_fn(str(tmp_path))

@@ -1,0 +1,143 @@
+"""The step scripts, run for real: a real model trained, evaluated and judged on real data."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer
+
+from tests.runtime.conftest import TrainingRun, package_model, run_step, train_model
+
+
+def test_preprocess_splits_the_bundled_data_stratified_and_records_its_hash(training_run: TrainingRun) -> None:
+    manifest = json.loads((training_run.processing / "manifest" / "data_manifest.json").read_text())
+    assert manifest["rows"] == {"train": 369, "validation": 86, "test": 114}
+    assert sum(manifest["rows"].values()) == 569
+    assert len(manifest["feature_names"]) == 30
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["sources"]["sklearn:breast_cancer"])
+    for name, rows in manifest["rows"].items():
+        table = np.loadtxt(training_run.processing / name / f"{name}.csv", delimiter=",")
+        assert table.shape == (rows, 31)
+        assert 0.55 < table[:, 0].mean() < 0.70  # the data set's 63% positives, kept in every split
+
+
+def test_preprocess_reads_csv_from_s3_layout_and_hashes_each_file(tmp_path: Path) -> None:
+    data = load_breast_cancer()
+    source = tmp_path / "input" / "data" / "part-0001.csv"
+    source.parent.mkdir(parents=True)
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*(f"f{i}" for i in range(30)), "target"])
+        writer.writerows([*row, label] for row, label in zip(data.data.tolist(), data.target.tolist(), strict=True))
+    result = run_step("preprocess/preprocess.py", "--input-dir", str(source.parent), "--output-base", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "manifest" / "data_manifest.json").read_text())
+    assert manifest["sources"] == {"part-0001.csv": hashlib.sha256(source.read_bytes()).hexdigest()}
+    assert manifest["feature_names"] == [f"f{i}" for i in range(30)]
+    train = np.loadtxt(tmp_path / "train" / "train.csv", delimiter=",")
+    assert set(np.unique(train[:, 0])) == {0.0, 1.0}
+
+
+def test_preprocess_rejects_unusable_input_with_a_clear_message(tmp_path: Path) -> None:
+    empty = run_step("preprocess/preprocess.py", "--input-dir", str(tmp_path / "none"), "--output-base", str(tmp_path))
+    assert empty.returncode == 2
+    assert "no .csv files under" in empty.stderr and "--bundled-dataset not given" in empty.stderr
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.csv").write_text("x,y\n" + "".join(f"{i},oops\n" for i in range(12)))
+    label = run_step("preprocess/preprocess.py", "--input-dir", str(bad), "--output-base", str(tmp_path))
+    assert label.returncode == 2 and "label column 'target' not in header ['x', 'y']" in label.stderr
+    text = run_step(
+        "preprocess/preprocess.py", "--input-dir", str(bad), "--label-column", "x", "--output-base", str(tmp_path)
+    )
+    assert text.returncode == 2 and "non-numeric value in input" in text.stderr
+
+
+def test_training_writes_a_model_and_reports_validation_auc(training_run: TrainingRun) -> None:
+    assert sorted(p.name for p in training_run.model_dir.iterdir()) == ["model.joblib", "model_metadata.json"]
+    match = re.search(r"^validation:auc=([0-9.]+)$", training_run.train_stdout, re.MULTILINE)
+    assert match, training_run.train_stdout
+    assert 0.95 < float(match.group(1)) <= 1.0
+    metadata = json.loads((training_run.model_dir / "model_metadata.json").read_text())
+    assert metadata["n_features"] == 30
+
+
+def test_training_rejects_bad_hyperparameters(training_run: TrainingRun, tmp_path: Path) -> None:
+    result = train_model(training_run.processing, tmp_path, "--c", "0")
+    assert result.returncode == 2
+    assert "hyperparameter c must be positive, got 0.0" in result.stderr
+
+
+def test_evaluation_scores_the_candidate_and_passes_the_first_model_on_threshold_alone(
+    training_run: TrainingRun,
+) -> None:
+    report = json.loads((training_run.evaluation_dir / "evaluation.json").read_text())
+    metrics = {name: m["value"] for name, m in report["binary_classification_metrics"].items()}
+    assert set(metrics) == {"auc", "accuracy", "precision", "recall", "f1"}
+    assert 0.97 < metrics["auc"] <= 1.0
+    assert 0.90 < metrics["accuracy"] <= 1.0
+    assert 0.90 < metrics["f1"] <= 1.0
+    assert report["regression_check"] == {"baseline_present": False, "baseline_auc": None, "auc_delta": 0.0}
+    assert report["test_rows"] == 114
+
+
+def test_evaluation_compares_with_the_approved_model_on_the_same_test_set(
+    training_run: TrainingRun, tmp_path: Path
+) -> None:
+    # A deliberately weak "approved" model: almost no regularisation budget.
+    weak = train_model(training_run.processing, tmp_path / "weak", "--c", "0.0001", "--max-iter", "1")
+    assert weak.returncode == 0, weak.stderr
+    baseline = package_model(tmp_path / "weak" / "model", tmp_path / "baseline" / "model.tar.gz")
+    result = run_step(
+        "evaluate/evaluate.py",
+        "--model-artifact",
+        str(training_run.artifact),
+        "--test-dir",
+        str(training_run.processing / "test"),
+        "--baseline-artifact",
+        str(baseline),
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    check = json.loads((tmp_path / "evaluation.json").read_text())["regression_check"]
+    candidate_auc = json.loads((training_run.evaluation_dir / "evaluation.json").read_text())[
+        "binary_classification_metrics"
+    ]["auc"]["value"]
+    assert check["baseline_present"] is True
+    assert check["baseline_auc"] < candidate_auc
+    assert abs(check["auc_delta"] - (candidate_auc - check["baseline_auc"])) < 1e-12
+
+    same = run_step(
+        "evaluate/evaluate.py",
+        "--model-artifact",
+        str(training_run.artifact),
+        "--test-dir",
+        str(training_run.processing / "test"),
+        "--baseline-artifact",
+        str(training_run.artifact),
+        "--output-dir",
+        str(tmp_path / "same"),
+    )
+    assert same.returncode == 0, same.stderr
+    assert json.loads((tmp_path / "same" / "evaluation.json").read_text())["regression_check"]["auc_delta"] == 0.0
+
+
+def test_evaluation_rejects_a_missing_artifact(training_run: TrainingRun, tmp_path: Path) -> None:
+    result = run_step(
+        "evaluate/evaluate.py",
+        "--model-artifact",
+        str(tmp_path / "nope.tar.gz"),
+        "--test-dir",
+        str(training_run.processing / "test"),
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 2
+    assert "model artifact not found" in result.stderr
