@@ -6,6 +6,7 @@ would shadow the ``constructs`` library every CDK construct is built on).
 
 from mlops_constructs._errors import PropsError
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
+from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry, ModelRegistryProps
 from mlops_constructs.secure_bucket import (
     ImportedSecureBucket,
     SecureBucket,
@@ -17,7 +18,10 @@ from mlops_constructs.secure_key import ImportedKey, SecureKey, SecureKeyProps
 __all__ = [
     "CostAllocationTags",
     "ImportedKey",
+    "ImportedModelRegistry",
     "ImportedSecureBucket",
+    "ModelRegistry",
+    "ModelRegistryProps",
     "PropsError",
     "SecureBucket",
     "SecureBucketProps",
