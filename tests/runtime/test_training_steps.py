@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer
@@ -94,6 +95,19 @@ def test_evaluation_compares_with_the_approved_model_on_the_same_test_set(
     weak = train_model(training_run.processing, tmp_path / "weak", "--c", "0.0001", "--max-iter", "1")
     assert weak.returncode == 0, weak.stderr
     baseline = package_model(tmp_path / "weak" / "model", tmp_path / "baseline" / "model.tar.gz")
+    check = _evaluate_against(training_run, baseline, tmp_path / "weak-baseline")
+    candidate_auc = json.loads((training_run.evaluation_dir / "evaluation.json").read_text())[
+        "binary_classification_metrics"
+    ]["auc"]["value"]
+    assert check["baseline_present"] is True
+    assert check["baseline_auc"] < candidate_auc
+    assert abs(check["auc_delta"] - (candidate_auc - check["baseline_auc"])) < 1e-12
+
+    assert _evaluate_against(training_run, training_run.artifact, tmp_path / "same")["auc_delta"] == 0.0
+
+
+def _evaluate_against(training_run: TrainingRun, baseline: Path, output_dir: Path) -> dict[str, Any]:
+    """Run the evaluation step on the session's candidate with ``baseline`` as the approved model."""
     result = run_step(
         "evaluate/evaluate.py",
         "--model-artifact",
@@ -103,30 +117,11 @@ def test_evaluation_compares_with_the_approved_model_on_the_same_test_set(
         "--baseline-artifact",
         str(baseline),
         "--output-dir",
-        str(tmp_path),
+        str(output_dir),
     )
     assert result.returncode == 0, result.stderr
-    check = json.loads((tmp_path / "evaluation.json").read_text())["regression_check"]
-    candidate_auc = json.loads((training_run.evaluation_dir / "evaluation.json").read_text())[
-        "binary_classification_metrics"
-    ]["auc"]["value"]
-    assert check["baseline_present"] is True
-    assert check["baseline_auc"] < candidate_auc
-    assert abs(check["auc_delta"] - (candidate_auc - check["baseline_auc"])) < 1e-12
-
-    same = run_step(
-        "evaluate/evaluate.py",
-        "--model-artifact",
-        str(training_run.artifact),
-        "--test-dir",
-        str(training_run.processing / "test"),
-        "--baseline-artifact",
-        str(training_run.artifact),
-        "--output-dir",
-        str(tmp_path / "same"),
-    )
-    assert same.returncode == 0, same.stderr
-    assert json.loads((tmp_path / "same" / "evaluation.json").read_text())["regression_check"]["auc_delta"] == 0.0
+    check: dict[str, Any] = json.loads((output_dir / "evaluation.json").read_text())["regression_check"]
+    return check
 
 
 def test_evaluation_rejects_a_missing_artifact(training_run: TrainingRun, tmp_path: Path) -> None:
