@@ -2,8 +2,9 @@
 
 ``enforce`` registers the packs as CDK policy-validation plugins, so that
 ``cdk synth`` fails on any unacknowledged finding and writes
-``policy-validation-report.json``. ``findings`` runs the same packs over a
-construct tree and returns the findings as data, for tests and the summary.
+``cdk.out/validation-report.json`` (read by the build summary). ``findings``
+runs the same packs over a construct tree and returns the findings as data,
+so that a test names each rule and construct path.
 """
 
 from __future__ import annotations

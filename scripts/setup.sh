@@ -38,12 +38,12 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-py_hash="$(_hash requirements.txt requirements-dev.txt constructs/pyproject.toml)"
+py_hash="$(_hash requirements.txt requirements-dev.txt constructs/pyproject.toml lambda_src/*/requirements.txt)"
 if ! _stamp_ok python "$py_hash"; then
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
     | grep -v "^WARNING: Location" >&2 || true
-  .venv/bin/python -c 'import aws_cdk, cdk_nag, mlops_constructs, cfnlint, pytest' \
+  .venv/bin/python -c 'import aws_cdk, cdk_nag, mlops_constructs, cfnlint, pytest, sklearn' \
     || { echo "setup: Python packages failed to install" >&2; exit 1; }
   echo "$py_hash" > .setup/python
 fi

@@ -6,10 +6,12 @@ Here the account keeps the two things it needs and nothing else:
 
 * administration (explicit list), so that IAM administrators can never be
   locked out of the key;
-* the cryptographic actions, so that *IAM policies* decide who may use the
-  key. Those policies come from the ``grant_*`` methods below, each of which
-  names its actions and, where it helps, the only service the key may be
-  used through.
+* ``kms:Decrypt``, ``kms:Encrypt`` and ``kms:GenerateDataKey``, delegated to
+  *IAM policies* but only for callers of this account and, when
+  ``via_services`` is set, only through those services; ``kms:CreateGrant``
+  only for grants an AWS service makes for a resource. The IAM policies come
+  from the ``grant_*`` methods below, each of which names its actions and,
+  where it helps, the only service the key may be used through.
 """
 
 from __future__ import annotations
