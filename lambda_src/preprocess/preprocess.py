@@ -16,9 +16,12 @@ the feature columns, the SHA-256 of every input file and one
 to the exact bytes it learnt from (the pipeline reads that field through a
 property file and writes it into the model package's metadata), and
 ``/opt/ml/processing/baseline/baseline.csv``: the training features alone,
-no label and no header, the shape of a request the endpoint captures, from
-which the data-quality step computes the baseline that monitoring compares
-captured traffic with.
+no label, the shape of a request the endpoint captures, from which the
+data-quality step computes the baseline that monitoring compares captured
+traffic with. Its header names the columns by position (``feature_0``,
+``feature_1``, ...): the names the monitoring schedule's record preprocessor
+(``lambda_src/monitor_preprocessor``) gives the values of each captured row,
+so the baseline's statistics and the captured data match column for column.
 
 ``--export-bundled FILE`` writes the bundled data set as a CSV with a header,
 ready to upload under the raw-data prefix: the pipeline itself only ever
@@ -158,11 +161,17 @@ def write_split(directory: Path, name: str, features: np.ndarray, labels: np.nda
     return path
 
 
+def monitoring_column(position: int) -> str:
+    """A feature's name in the data-quality baseline: requests carry values by position, not by name."""
+    return f"feature_{position}"
+
+
 def write_baseline(directory: Path, features: np.ndarray) -> Path:
-    """Features only, no header: what a caller sends the endpoint, so captured data and baseline line up."""
+    """Features only (what a caller sends the endpoint), under the positional names monitoring uses."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "baseline.csv"
-    np.savetxt(path, features, delimiter=",", fmt="%.10g")
+    header = ",".join(monitoring_column(i) for i in range(features.shape[1]))
+    np.savetxt(path, features, delimiter=",", fmt="%.10g", header=header, comments="")
     return path
 
 

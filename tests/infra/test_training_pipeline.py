@@ -117,7 +117,7 @@ def test_the_data_quality_baseline_is_computed_from_the_training_features_and_re
     }
     assert job["Environment"]["dataset_source"] == dataset["S3Input"]["LocalPath"]
     assert json.loads(job["Environment"]["dataset_format"]) == {
-        "csv": {"header": False, "output_columns_position": "START"}
+        "csv": {"header": True, "output_columns_position": "START"}
     }
     assert job["Environment"]["publish_cloudwatch_metrics"] == "Disabled"
     assert job["NetworkConfig"]["EnableNetworkIsolation"] is True

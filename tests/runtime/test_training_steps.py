@@ -30,11 +30,13 @@ def test_preprocess_splits_the_bundled_data_stratified_and_records_its_hash(trai
 
 def test_preprocess_writes_the_training_features_as_the_data_quality_baseline(training_run: TrainingRun) -> None:
     train = np.loadtxt(training_run.processing / "train" / "train.csv", delimiter=",")
-    text = (training_run.processing / "baseline" / "baseline.csv").read_text()
-    first = text.splitlines()[0].split(",")
+    lines = (training_run.processing / "baseline" / "baseline.csv").read_text().splitlines()
+    # Positional names, the ones monitoring's record preprocessor gives captured values.
+    assert lines[0].split(",") == [f"feature_{i}" for i in range(30)]
+    first = lines[1].split(",")
     assert len(first) == 30 and all(float(value) == value_ for value, value_ in zip(first, train[0, 1:], strict=True))
-    baseline = np.loadtxt(training_run.processing / "baseline" / "baseline.csv", delimiter=",")
-    # The features a caller sends (no label, no header), row for row the training set.
+    baseline = np.loadtxt(training_run.processing / "baseline" / "baseline.csv", delimiter=",", skiprows=1)
+    # The features a caller sends (no label), row for row the training set.
     np.testing.assert_array_equal(baseline, train[:, 1:])
 
 

@@ -232,7 +232,7 @@ class DefinitionBuilder:
                 "NetworkConfig": self._network_config(),
                 "StoppingCondition": {"MaxRuntimeInSeconds": int(props.max_runtime.to_seconds())},
                 "Environment": {
-                    "dataset_format": '{"csv": {"header": false, "output_columns_position": "START"}}',
+                    "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
                     "dataset_source": dataset,
                     "output_path": output,
                     "publish_cloudwatch_metrics": "Disabled",
