@@ -15,6 +15,8 @@ from typing import Any, Literal
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 
+from mlops_constructs.data_quality_monitor import is_monitoring_schedule
+
 ENVIRONMENT_NAMES: tuple[str, ...] = ("dev", "staging", "prod")
 
 #: The retention periods CloudWatch Logs accepts (days), and CDK's name for each.
@@ -237,6 +239,9 @@ class ServingConfig:
         max_model_latency_p99_ms: alarm (and rollback) threshold on each variant's model latency p99.
         expect_traffic: alarm when a variant gets no invocation for an hour (where callers never stop).
         registry_environment: the environment whose model registry the versions come from.
+        monitoring_schedule: when data-quality monitoring checks the captured requests (an endpoint
+            that captures data is always monitored): hourly ``cron(0 * ? * * *)`` or every N hours.
+        monitoring_instance_type: the monitoring jobs' instance type.
     """
 
     variants: tuple[VariantConfig, ...]
@@ -248,6 +253,8 @@ class ServingConfig:
     max_model_latency_p99_ms: int = 500
     expect_traffic: bool = False
     registry_environment: str = "dev"
+    monitoring_schedule: str = "cron(0 * ? * * *)"
+    monitoring_instance_type: str = "ml.m5.large"
 
     @property
     def serverless(self) -> bool:
@@ -282,6 +289,16 @@ class ServingConfig:
             ("max_5xx_rate_percent", 0 < self.max_5xx_rate_percent < 100, "must be above 0 and below 100"),
             ("max_model_latency_p99_ms", self.max_model_latency_p99_ms > 0, "must be positive"),
             ("registry_environment", self.registry_environment in ENVIRONMENT_NAMES, "must name an environment"),
+            (
+                "monitoring_schedule",
+                is_monitoring_schedule(self.monitoring_schedule),
+                "must be hourly 'cron(0 * ? * * *)' or every N hours 'cron(0 H/N ? * * *)'",
+            ),
+            (
+                "monitoring_instance_type",
+                bool(_INSTANCE_TYPE.match(self.monitoring_instance_type)),
+                "must look like 'ml.m5.large'",
+            ),
         ]
         return [(field_name, problem) for field_name, ok, problem in checks if not ok]
 

@@ -37,5 +37,6 @@ class DashboardStack(cdk.Stack):
                 endpoint=serving.endpoint,
                 api=api,
                 pipeline=pipeline,
+                monitor=serving.monitor,
             ),
         )

@@ -13,6 +13,7 @@ other changes keeps the promoted version.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 import aws_cdk as cdk
@@ -23,16 +24,21 @@ from mlops_constructs import (
     AlertTopic,
     BlueGreenDeployment,
     DataCapture,
+    DataQualityMonitor,
+    DataQualityMonitorProps,
     EndpointAlarms,
     InstanceCapacity,
     ModelEndpoint,
     ModelEndpointProps,
     ModelSource,
+    MonitoringCode,
     ServerlessCapacity,
     Variant,
 )
 from stacks.config import EnvironmentConfig, VariantConfig
 from stacks.data_stack import DataStack
+
+MONITORING_CODE = Path(__file__).resolve().parents[1] / "lambda_src"
 
 TRAFFIC: dict[str, Literal["canary", "linear", "all-at-once"]] = {
     "canary": "canary",
@@ -95,7 +101,10 @@ class ServingStack(cdk.Stack):
         for variant in serving.variants:
             cdk.Tags.of(self.endpoint.models[variant.name]).add("mlops:model-package", self._package_arn(variant))
         cdk.Tags.of(self.endpoint).add("mlops:config-commit", code_version)
+        self.monitor = self._monitor(data, alerts) if self.endpoint.data_capture is not None else None
         self._acknowledge()
+        if self.monitor is not None:
+            self._acknowledge_monitor(self.monitor)
 
     def _parameter(self, variant: VariantConfig) -> cdk.CfnParameter:
         registry = self._registry
@@ -145,6 +154,34 @@ class ServingStack(cdk.Stack):
         prefix = f"{self._config.training.model_name}/"
         return DataCapture(bucket=data.inference_capture, prefix=prefix, sampling_percentage=percent)
 
+    def _monitor(self, data: DataStack, alerts: AlertTopic) -> DataQualityMonitor:
+        """Data-quality monitoring of the captured requests against the champion's (first variant's) baseline."""
+        config, registry = self._config, self._registry
+        same_account = registry.account == config.account
+        return DataQualityMonitor(
+            self,
+            "DataQuality",
+            DataQualityMonitorProps(
+                endpoint=self.endpoint,
+                model_package_arn=self._package_arn(config.serving.variants[0]),
+                code=MonitoringCode.from_directory(MONITORING_CODE),
+                reports=data.inference_capture,
+                reports_prefix=f"monitoring/{config.training.model_name}/",
+                volume_key=data.compute_key,
+                logs_key=data.log_groups_key.key,
+                environment_key=data.compute_key.key,
+                schedule_name=f"{config.prefix}-{config.training.model_name}-data-quality",
+                baseline_bucket=data.model_artifacts if same_account else None,
+                baseline_prefix=f"{registry.training_pipeline_name}/",
+                baseline_account=None if same_account else registry.account,
+                schedule_expression=config.serving.monitoring_schedule,
+                instance_type=config.serving.monitoring_instance_type,
+                alarm_topic=alerts.topic,
+                log_retention=config.log_retention,
+                log_removal_policy=config.cdk_removal_policy,
+            ),
+        )
+
     def _deployment(self) -> BlueGreenDeployment | None:
         serving = self._config.serving
         if serving.deployment == "none":
@@ -193,3 +230,83 @@ class ServingStack(cdk.Stack):
                     "ML instances, and a serverless endpoint has none. Captured data, where enabled, uses the "
                     "capture key; model artifacts stay encrypted with the model key in S3.",
                 )
+
+    def _acknowledge_monitor(self, monitor: DataQualityMonitor) -> None:
+        """The monitoring's wildcard resources and function findings, each with its evidence."""
+        config, registry = self._config, self._registry
+        model = re.escape(config.training.model_name)
+        x_ray = "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource in IAM and send only own traces"
+        reports = (
+            "Each monitoring execution writes its report under <prefix>/<endpoint>/<schedule>/<date and hour>/; "
+            "the roles may use only the monitoring prefix of this model in the capture bucket."
+        )
+        nag.acknowledge_wildcard_resources(
+            monitor.baseline_function.role.policy,
+            {
+                r"^\*$": f"Only {x_ray}.",
+                rf":model-package/{re.escape(registry.model_package_group_name)}/\*$": (
+                    "The served version is a stack parameter that each promotion changes; the function may describe "
+                    "the versions of this one model package group, so that a promotion does not change its policy "
+                    "(IAM takes seconds to apply a change, the custom resource calls SageMaker at once)."
+                ),
+            },
+        )
+        nag.acknowledge_wildcard_resources(
+            monitor.role.policy,
+            {
+                r"^\*$": (
+                    "Only cloudwatch:PutMetricData takes no resource in IAM; a condition limits it to the analyzer's "
+                    "namespace (aws/sagemaker/Endpoints/data-metrics)."
+                ),
+                rf"/{model}/\*$": (
+                    "Data capture writes one object per capture file under this endpoint's prefix; the monitoring "
+                    "jobs may read only that prefix of the capture bucket."
+                ),
+                rf"/monitoring/{model}/\*$": reports,
+                r":log-group:/aws/sagemaker/ProcessingJobs:\*$": (
+                    "SageMaker names each job's log stream after the generated monitoring job; the resource is "
+                    "limited to the processing-job log group of this account and region."
+                ),
+                rf"/{re.escape(registry.training_pipeline_name)}/\*$": (
+                    "Baselines are written under <pipeline>/<execution id>/ by each training run; the role may read "
+                    "objects only under the training pipeline's prefix."
+                ),
+                r"^arn:aws:s3:::\*/\*$": (
+                    f"The baselines live in the registry account {registry.account}, whose bucket names are generated "
+                    "by CloudFormation there; a condition (aws:ResourceAccount) limits this read to that account, and "
+                    "its bucket policy admits only the training pipeline's prefix."
+                ),
+                rf":kms:[a-z0-9-]+:{registry.account}:key/\*$": (
+                    "The registry account's model key decrypts the baselines; its id is generated there, and the "
+                    "statement allows only kms:Decrypt through S3 (kms:ViaService)."
+                ),
+            },
+        )
+        nag.acknowledge_wildcard_resources(
+            monitor.violations_function.role.policy,
+            {
+                r"^\*$": (
+                    f"{x_ray}; cloudwatch:PutMetricData takes no resource either, and a condition limits it to the "
+                    "monitoring namespace (MLOps/ModelMonitor)."
+                ),
+                rf"/monitoring/{model}/\*$": reports,
+                r":processing-job/\*$": (
+                    "Monitoring executions are processing jobs whose names SageMaker generates "
+                    "(model-monitoring-<time>-<hash>); the function only describes them, and reports only those "
+                    "of its own schedule."
+                ),
+            },
+        )
+        no_vpc = (
+            f"Environment {config.name!r} has no VPC yet. The function has no inbound path and calls only "
+            "SageMaker (describe), S3 (the monitoring reports) and CloudWatch (its metrics)."
+        )
+        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+            for function in (monitor.baseline_function, monitor.violations_function):
+                nag.acknowledge(function.function, f"{pack}-LambdaInsideVPC", no_vpc)
+            nag.acknowledge(
+                monitor.baseline_function.function,
+                f"{pack}-LambdaDLQ",
+                "A CloudFormation custom resource: CloudFormation waits for the function's answer and fails the "
+                "deployment (and rolls back) when none comes; there is no event to keep and replay.",
+            )

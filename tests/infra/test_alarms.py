@@ -77,7 +77,9 @@ def test_every_dead_letter_queue_alarms_as_soon_as_an_event_lands_in_it(estate: 
             ]
             assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible", (name, queue)
             assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
-    assert queues == (1 if ENVIRONMENTS[env].serving.tracks_approvals else 0)
+    # The promotion function's (where approvals are followed) and the monitoring violations function's.
+    serving = ENVIRONMENTS[env].serving
+    assert queues == int(serving.tracks_approvals) + int(bool(serving.data_capture_percent))
 
 
 @pytest.mark.parametrize("env", ENVS)

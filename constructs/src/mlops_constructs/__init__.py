@@ -7,6 +7,12 @@ would shadow the ``constructs`` library every CDK construct is built on).
 from mlops_constructs._errors import PropsError
 from mlops_constructs.alert_topic import AlertTopic, AlertTopicProps, SlackChannel
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
+from mlops_constructs.data_quality_monitor import (
+    DataQualityMonitor,
+    DataQualityMonitorProps,
+    MonitoringCode,
+    is_monitoring_schedule,
+)
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_dashboard import ModelDashboard, ModelDashboardProps
 from mlops_constructs.model_endpoint import (
@@ -57,6 +63,8 @@ __all__ = [
     "BlueGreenDeployment",
     "CostAllocationTags",
     "DataCapture",
+    "DataQualityMonitor",
+    "DataQualityMonitorProps",
     "EndpointAlarms",
     "HyperparameterTuning",
     "ImportedKey",
@@ -73,6 +81,7 @@ __all__ = [
     "ModelRegistry",
     "ModelRegistryProps",
     "ModelSource",
+    "MonitoringCode",
     "ParameterRange",
     "PredictionApi",
     "PredictionApiProps",
@@ -96,6 +105,7 @@ __all__ = [
     "WafProtection",
     "bundle",
     "function_alarms",
+    "is_monitoring_schedule",
     "sklearn_image_uri",
     "source_tarball",
 ]

@@ -5,7 +5,8 @@ watches); the traffic each variant served and its share of the total (the
 A/B split as served, not as configured); errors and latencies per variant;
 the load autoscaling acts on (invocations per instance, CPU and memory of
 instance variants); the prediction API in front (requests, error rates,
-latencies); the training pipeline's runs.
+latencies); the data-quality monitoring (violations found per execution,
+failed executions); the training pipeline's runs.
 
 Widgets come from the CDK's CloudWatch constructs and the metric helpers of
 :class:`ModelEndpoint`, :class:`PredictionApi` and :class:`TrainingPipeline`,
@@ -24,6 +25,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from mlops_constructs._errors import PropsError
+from mlops_constructs.data_quality_monitor import DataQualityMonitor
 from mlops_constructs.model_endpoint import InstanceCapacity, ModelEndpoint
 from mlops_constructs.prediction_api import PredictionApi
 from mlops_constructs.training_pipeline import TrainingPipeline
@@ -41,6 +43,7 @@ class ModelDashboardProps:
         endpoint: the endpoint serving the model.
         api: the prediction API in front of it, if any.
         pipeline: the pipeline training it, if in this account.
+        monitor: the data-quality monitoring of its captured requests, if any.
         period: the period of every graph. Default 5 minutes.
     """
 
@@ -48,6 +51,7 @@ class ModelDashboardProps:
     endpoint: ModelEndpoint
     api: PredictionApi | None = None
     pipeline: TrainingPipeline | None = None
+    monitor: DataQualityMonitor | None = None
     period: cdk.Duration = field(default_factory=lambda: cdk.Duration.minutes(5))
 
     def __post_init__(self) -> None:
@@ -74,7 +78,14 @@ class ModelDashboard(Construct):
             default_interval=cdk.Duration.hours(6),
             period_override=cloudwatch.PeriodOverride.AUTO,
         )
-        for row in (self._alarm_row(), *self._endpoint_rows(), *self._api_rows(), *self._pipeline_rows()):
+        rows = (
+            self._alarm_row(),
+            *self._endpoint_rows(),
+            *self._api_rows(),
+            *self._monitoring_rows(),
+            *self._pipeline_rows(),
+        )
+        for row in rows:
             self.dashboard.add_widgets(*row)
 
     def _alarm_row(self) -> list[cloudwatch.IWidget]:
@@ -191,6 +202,23 @@ class ModelDashboard(Construct):
                     ],
                     width=half,
                 ),
+            ]
+        ]
+
+    def _monitoring_rows(self) -> list[list[cloudwatch.IWidget]]:
+        monitor = self._props.monitor
+        if monitor is None:
+            return []
+        hour = cdk.Duration.hours(1)
+        return [
+            [
+                cloudwatch.GraphWidget(
+                    title=f"Data quality ({monitor.schedule_name}): violations of the baseline per execution",
+                    left=[monitor.metric_violations(period=hour, label="constraint violations")],
+                    right=[monitor.metric_failed_executions(period=hour, label="failed executions")],
+                    left_annotations=[cloudwatch.HorizontalAnnotation(value=1, label="alarm")],
+                    width=_FULL_WIDTH,
+                )
             ]
         ]
 

@@ -454,11 +454,13 @@ class ModelEndpoint(Construct):
         composite_alarm: any of them (the one to page on); composite_alarm_name: its name.
         scalable_targets: the autoscaling target of each autoscaled variant.
         production_variants: the variants that answer callers; shadow_variant: the shadow, if any.
+        data_capture: where it captures requests and responses, if it does.
     """
 
     def __init__(self, scope: Construct, construct_id: str, props: ModelEndpointProps) -> None:
         super().__init__(scope, construct_id)
         self._props = props
+        self.data_capture = props.data_capture
         self.production_variants = props.variants
         self.shadow_variant = props.shadow_variant
         self.composite_alarm_name = f"{props.alarm_prefix}-endpoint"
