@@ -25,7 +25,6 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
@@ -37,6 +36,7 @@ from mlops_constructs import (
     SecureFunction,
     SecureFunctionProps,
     bundle,
+    dead_letter_queue,
 )
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
@@ -85,13 +85,7 @@ class PromotionStack(cdk.Stack):
         followers = [c for c in estate if c.serving.registry_environment == registry.name]
         is_registry = config.name == registry.name
         manual = [c.name for c in followers if not c.serving.tracks_approvals] if is_registry else []
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        self.dead_letters = dead_letter_queue(self, "DeadLetters")
         self.function = SecureFunction(
             self,
             "Function",

@@ -43,7 +43,13 @@ from mlops_constructs.secure_bucket import (
     SecureBucketProps,
     ServerAccessLogs,
 )
-from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle, function_alarms
+from mlops_constructs.secure_function import (
+    SecureFunction,
+    SecureFunctionProps,
+    bundle,
+    dead_letter_queue,
+    function_alarms,
+)
 from mlops_constructs.secure_key import ImportedKey, SecureKey, SecureKeyProps
 from mlops_constructs.step_code import StepCode, source_tarball
 from mlops_constructs.training_pipeline import (
@@ -104,6 +110,7 @@ __all__ = [
     "Variant",
     "WafProtection",
     "bundle",
+    "dead_letter_queue",
     "function_alarms",
     "is_monitoring_schedule",
     "sklearn_image_uri",

@@ -45,11 +45,12 @@ from constructs import Construct
 
 from mlops_constructs._alarms import reaching
 from mlops_constructs._errors import PropsError, whole_seconds
+from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs, registry_account_reads
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_endpoint import ModelEndpoint
 from mlops_constructs.sagemaker_images import model_monitor_image_uri
 from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
-from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle
+from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle, dead_letter_queue
 from mlops_constructs.secure_key import ImportedKey, SecureKey
 
 Bucket = SecureBucket | ImportedSecureBucket
@@ -59,7 +60,6 @@ Key = SecureKey | ImportedKey
 METRIC_NAMESPACE = "MLOps/ModelMonitor"
 #: Where the analyzer publishes its per-feature drift metrics.
 ANALYZER_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
-VOLUME_KEY_ACTIONS = ("kms:CreateGrant", "kms:DescribeKey", "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
 PROCESSING = "/opt/ml/processing"
 
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -257,13 +257,7 @@ class DataQualityMonitor(Construct):
         self._grant_monitoring()
         self.schedule = self._schedule()
         self.schedule.node.add_dependency(self.role.policy)  # the first execution must find its permissions
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        self.dead_letters = dead_letter_queue(self, "DeadLetters")
         self.violations_function = self._function(
             "ViolationsFunction",
             props.code.violations,
@@ -397,18 +391,7 @@ class DataQualityMonitor(Construct):
                 actions=["s3:GetObject"],
                 resources=[self._preprocessor.bucket.arn_for_objects(self._preprocessor.s3_object_key)],
             ),
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/ProcessingJobs:*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            ),
+            job_logs(stack, "ProcessingJobs"),
             iam.PolicyStatement(
                 sid="DriftMetrics",
                 actions=["cloudwatch:PutMetricData"],
@@ -419,20 +402,8 @@ class DataQualityMonitor(Construct):
         if props.baseline_bucket is not None:
             props.baseline_bucket.grant_read(role, props.baseline_prefix)
             return
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadBaselinesOfTheRegistryAccount",
-                actions=["s3:GetObject"],
-                resources=["arn:aws:s3:::*/*"],
-                conditions={"StringEquals": {"aws:ResourceAccount": props.baseline_account}},
-            ),
-            iam.PolicyStatement(
-                sid="DecryptBaselinesThroughS3",
-                actions=["kms:Decrypt"],
-                resources=[f"arn:{stack.partition}:kms:{stack.region}:{props.baseline_account}:key/*"],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
-            ),
-        )
+        assert props.baseline_account is not None  # one of the two, checked by the props
+        role.add_to_policy(*registry_account_reads(stack, props.baseline_account, "Baselines"))
 
     def _grant_violations(self) -> None:
         """Describe finished jobs, read their violation reports, publish to this construct's namespace."""

@@ -42,6 +42,7 @@ from constructs import Construct
 from mlops_constructs._alarms import notify
 from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._network import network_statements
+from mlops_constructs._sagemaker_access import registry_account_reads
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
 from mlops_constructs.secure_key import ImportedKey, SecureKey
@@ -762,20 +763,8 @@ class ModelEndpoint(Construct):
             props.artifact_bucket.grant_read(role, props.artifact_prefix)
         else:
             # Artifacts of another account's registry: readable only there, and its key only through S3.
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="ReadModelArtifactsOfTheRegistryAccount",
-                    actions=["s3:GetObject"],
-                    resources=["arn:aws:s3:::*/*"],
-                    conditions={"StringEquals": {"aws:ResourceAccount": props.artifact_account}},
-                ),
-                iam.PolicyStatement(
-                    sid="DecryptModelArtifactsThroughS3",
-                    actions=["kms:Decrypt"],
-                    resources=[f"arn:{stack.partition}:kms:{stack.region}:{props.artifact_account}:key/*"],
-                    conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
-                ),
-            )
+            assert props.artifact_account is not None  # checked by the props
+            role.add_to_policy(*registry_account_reads(stack, props.artifact_account, "ModelArtifacts"))
         if props.data_capture is not None:
             props.data_capture.bucket.grant_write(role, props.data_capture.prefix)
         role.add_to_policy(

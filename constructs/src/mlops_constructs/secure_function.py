@@ -83,6 +83,17 @@ def function_alarms(
     ]
 
 
+def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """Where a function's failed asynchronous events wait two weeks: encrypted, TLS only."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=cdk.Duration.days(14),
+    )
+
+
 def bundle(source: Path | str, packages: Sequence[str] = ()) -> Path:
     """A folder with ``source``'s files and the installed ``packages`` (import names), named by content.
 

@@ -47,6 +47,7 @@ from mlops_constructs._alarms import notify, reaching
 from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._network import network_statements
 from mlops_constructs._pipeline_definition import CodeLocation, DefinitionBuilder
+from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry
 from mlops_constructs.sagemaker_images import sklearn_image_uri
@@ -74,7 +75,6 @@ PIPELINE_METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 EXECUTION_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 
 #: What the role needs on the job-volume key: SageMaker creates a grant for each job's storage.
-VOLUME_KEY_ACTIONS = ("kms:CreateGrant", "kms:DescribeKey", "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
 
 
 @dataclass(frozen=True)
@@ -531,21 +531,7 @@ class TrainingPipeline(Construct):
                 conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name=f"/aws/sagemaker/{kind}:*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                    for kind in ("ProcessingJobs", "TrainingJobs")
-                ],
-            )
-        )
+        role.add_to_policy(job_logs(stack, "ProcessingJobs", "TrainingJobs"))
         prefix = f"{self.pipeline_name}/"
         props.raw_data.grant_read(role, props.raw_data_prefix)
         props.processed_data.grant_read_write(role, prefix)
