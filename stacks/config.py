@@ -78,6 +78,8 @@ class TrainingConfig:
         tuning_max_parallel_jobs: tuning jobs at once (1 to tuning_max_jobs).
         data_quality_baseline: the pipeline computes and registers a data-quality baseline (needs an
             account that may use SageMaker Model Monitor).
+        model_quality_baseline: the pipeline computes and registers a model-quality baseline from the
+            candidate's answers on the test set (the same analyzer).
     """
 
     model_name: str
@@ -96,6 +98,7 @@ class TrainingConfig:
     tuning_max_jobs: int = 0
     tuning_max_parallel_jobs: int = 1
     data_quality_baseline: bool = True
+    model_quality_baseline: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, problem) for every invalid value; the environment turns the first into its error."""

@@ -92,6 +92,7 @@ class TrainingStack(cdk.Stack):
                 max_wait=cdk.Duration.minutes(training.max_wait_minutes),
                 tuning=tuning,
                 data_quality_baseline=training.data_quality_baseline,
+                model_quality_baseline=training.model_quality_baseline,
             ),
         )
         if training.schedule is not None:

@@ -13,6 +13,11 @@ quality gate through a property file:
   *on the same test set*; ``0.0`` when nothing is approved yet, so that the
   first model ever passes on the absolute threshold alone.
 
+And ``/opt/ml/processing/predictions/predictions.csv``: the candidate's
+answers on the test set beside the true labels (header
+``label,probability,prediction``), from which the pipeline's model-quality
+step computes the version's model-quality baseline.
+
 In the pipeline the baseline input is always present (a Processing input
 cannot be optional): the resolve-baseline step hands over the approved
 model's artifact, or the candidate's own when nothing is approved, and says
@@ -63,11 +68,29 @@ def read_test_set(test_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return table[:, 1:], table[:, 0]
 
 
-def score(model: object, features: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+THRESHOLD = 0.5
+#: The columns of predictions.csv; the pipeline's model-quality step names them (a contract test holds both).
+PREDICTION_COLUMNS = ("label", "probability", "prediction")
+
+
+def predict(model: object, features: np.ndarray, threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Positive-class probabilities and the labels they give at ``threshold``, as the endpoint answers."""
+    probabilities = model.predict_proba(features)[:, 1]  # type: ignore[attr-defined]
+    return probabilities, (probabilities >= threshold).astype(int)
+
+
+def write_predictions(directory: Path, labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "predictions.csv"
+    table = np.column_stack([labels.astype(int), probabilities, predicted])
+    np.savetxt(path, table, delimiter=",", fmt=("%d", "%.10g", "%d"), header=",".join(PREDICTION_COLUMNS), comments="")
+    return path
+
+
+def score(model: object, features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-    probabilities = model.predict_proba(features)[:, 1]  # type: ignore[attr-defined]
-    predicted = (probabilities >= threshold).astype(int)
+    probabilities, predicted = predict(model, features)
     return {
         "auc": float(roc_auc_score(labels, probabilities)),
         "accuracy": float(accuracy_score(labels, predicted)),
@@ -77,9 +100,14 @@ def score(model: object, features: np.ndarray, labels: np.ndarray, threshold: fl
     }
 
 
-def evaluate(model_artifact: Path, test_dir: Path, baseline_artifact: Path | None) -> dict[str, object]:
+def evaluate(
+    model_artifact: Path, test_dir: Path, baseline_artifact: Path | None, predictions_dir: Path | None = None
+) -> dict[str, object]:
     features, labels = read_test_set(test_dir)
-    candidate = score(load_model(model_artifact), features, labels)
+    model = load_model(model_artifact)
+    candidate = score(model, features, labels)
+    if predictions_dir is not None:
+        write_predictions(predictions_dir, labels, *predict(model, features))
     baseline = None
     if baseline_artifact is not None and baseline_artifact.is_file():
         baseline = score(load_model(baseline_artifact), features, labels)
@@ -105,6 +133,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--test-dir", type=Path, default=BASE / "test")
     parser.add_argument("--baseline-artifact", type=Path, default=BASE / "baseline" / "model.tar.gz")
     parser.add_argument("--output-dir", type=Path, default=BASE / "evaluation")
+    parser.add_argument("--predictions-dir", type=Path, default=BASE / "predictions")
     parser.add_argument("--baseline-present", choices=("true", "false", "auto"), default="auto")
     return parser.parse_args(argv)
 
@@ -117,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("evaluation failed: an approved model was announced but %s is missing", args.baseline_artifact)
         return 2
     try:
-        report = evaluate(args.model_artifact, args.test_dir, baseline)
+        report = evaluate(args.model_artifact, args.test_dir, baseline, args.predictions_dir)
     except EvaluationError as error:
         LOG.error("evaluation failed: %s", error)
         return 2

@@ -128,9 +128,25 @@ def test_processing_paths_are_where_the_scripts_read_and_write(estate: Estate) -
     assert inputs["model"] == str(evaluate.model_artifact.parent)
     assert inputs["test"] == str(evaluate.test_dir)
     assert inputs["baseline"] == str(evaluate.baseline_artifact.parent)
-    assert paths("Evaluate", "out") == {"evaluation": str(evaluate.output_dir)}
+    assert paths("Evaluate", "out") == {
+        "evaluation": str(evaluate.output_dir),
+        "predictions": str(evaluate.predictions_dir),
+    }
     # The artifacts arrive under their own names: the training job's and the approved package's model.tar.gz.
     assert evaluate.model_artifact.name == evaluate.baseline_artifact.name == "model.tar.gz"
+
+
+def test_the_model_quality_step_reads_the_columns_the_evaluation_step_writes(
+    estate: Estate, training_run: TrainingRun
+) -> None:
+    """Attribute names from the synthesized step, header from the script's real output."""
+    environment = _steps(estate, "dev")["ModelQualityBaseline"]["Arguments"]["Environment"]
+    header = (training_run.processing / "predictions" / "predictions.csv").read_text().splitlines()[0].split(",")
+    attributes = ("ground_truth_attribute", "probability_attribute", "inference_attribute")
+    assert [environment[a] for a in attributes] == header
+    assert json.loads(environment["dataset_format"]) == {"csv": {"header": True, "output_columns_position": "START"}}
+    evaluate = _load(STEP_CODE / "evaluate" / "evaluate.py", "evaluate_threshold_contract")
+    assert float(environment["probability_threshold_attribute"]) == evaluate.THRESHOLD
 
 
 @pytest.mark.parametrize("step", ["Preprocess", "Evaluate"])

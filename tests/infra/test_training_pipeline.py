@@ -86,7 +86,8 @@ def test_pipeline_has_the_steps_of_a_gated_training_run(estate: Estate, env: str
     threshold, regression = steps["CheckAucThreshold"]["Arguments"], steps["CheckNoRegression"]["Arguments"]
     assert [s["Name"] for s in threshold["IfSteps"]] == ["CheckNoRegression"]
     assert [s["Name"] for s in threshold["ElseSteps"]] == ["FailAucBelowThreshold"]
-    assert [s["Name"] for s in regression["IfSteps"]] == ["RegisterModel"]
+    # Only a version that passed both gates gets a model-quality baseline, then registered.
+    assert [s["Name"] for s in regression["IfSteps"]] == ["ModelQualityBaseline", "RegisterModel"]
     assert [s["Name"] for s in regression["ElseSteps"]] == ["FailWorseThanApproved"]
     parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
     assert parameters["MinAuc"] == config.training.min_auc
@@ -131,11 +132,53 @@ def test_the_data_quality_baseline_is_computed_from_the_training_features_and_re
         "Statistics": report("CalculatedBaselineStatistics"),
         "Constraints": report("CalculatedBaselineConstraints"),
     }
-    assert register["DriftCheckBaselines"] == {
-        "ModelDataQuality": {
-            "Statistics": report("BaselineUsedForDriftCheckStatistics"),
-            "Constraints": report("BaselineUsedForDriftCheckConstraints"),
-        }
+    assert register["DriftCheckBaselines"]["ModelDataQuality"] == {
+        "Statistics": report("BaselineUsedForDriftCheckStatistics"),
+        "Constraints": report("BaselineUsedForDriftCheckConstraints"),
+    }
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_model_quality_baseline_is_computed_from_the_candidates_test_answers_and_registered(
+    estate: Estate, env: str
+) -> None:
+    config = ENVIRONMENTS[env]
+    steps = _steps(estate.training[env])
+    check = steps["ModelQualityBaseline"]
+    assert (check["Type"], check["CheckType"], check["SkipCheck"], check["RegisterNewBaseline"]) == (
+        "QualityCheck",
+        "MODEL_QUALITY",
+        True,
+        True,
+    )
+    assert check["ModelPackageGroupName"] == config.model_package_group_name and check["FailOnViolation"] is False
+    job = check["Arguments"]
+    (dataset,) = job["ProcessingInputs"]
+    assert dataset["S3Input"]["S3Uri"] == {
+        "Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['predictions'].S3Output.S3Uri"
+    }
+    environment = job["Environment"]
+    assert {k: environment[k] for k in ("analysis_type", "problem_type", "probability_threshold_attribute")} == {
+        "analysis_type": "MODEL_QUALITY",
+        "problem_type": "BinaryClassification",
+        "probability_threshold_attribute": "0.5",
+    }
+    assert environment["dataset_source"] == dataset["S3Input"]["LocalPath"]
+    assert job["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert job["ProcessingOutputConfig"]["KmsKeyId"] and job["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
+    register = steps["RegisterModel"]["Arguments"]
+
+    def report(name: str) -> dict[str, Any]:
+        return {"ContentType": "application/json", "S3Uri": {"Get": f"Steps.ModelQualityBaseline.{name}"}}
+
+    # The registry keeps the gate's evaluation report as statistics, the analyzer's constraints beside it.
+    assert register["ModelMetrics"]["ModelQuality"]["Constraints"] == report("CalculatedBaselineConstraints")
+    assert register["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]["Std:Join"]["Values"][1] == (
+        "evaluation.json"
+    )
+    assert register["DriftCheckBaselines"]["ModelQuality"] == {
+        "Statistics": report("BaselineUsedForDriftCheckStatistics"),
+        "Constraints": report("BaselineUsedForDriftCheckConstraints"),
     }
 
 
@@ -571,15 +614,27 @@ def test_spot_off_drops_checkpoints_and_max_wait() -> None:
     assert "CheckpointConfig" not in job and "MaxWaitTimeInSeconds" not in job["StoppingCondition"]
 
 
-def test_an_account_without_model_monitor_trains_without_the_data_quality_baseline() -> None:
+def test_an_account_without_model_monitor_trains_without_the_quality_baselines() -> None:
     parts = _parts(new_stack("NoModelMonitor"))
-    TrainingPipeline(parts.stack, "Pipeline", dataclasses.replace(parts.props, data_quality_baseline=False))
+    props = dataclasses.replace(parts.props, data_quality_baseline=False, model_quality_baseline=False)
+    TrainingPipeline(parts.stack, "Pipeline", props)
     steps = _steps(Template.from_stack(parts.stack))
-    assert "DataQualityBaseline" not in steps
+    assert "DataQualityBaseline" not in steps and "ModelQualityBaseline" not in steps
     register = steps["RegisterModel"]["Arguments"]
     assert list(register["ModelMetrics"]) == ["ModelQuality"] and "DriftCheckBaselines" not in register
-    # Nothing else refers to the missing step.
-    assert "DataQualityBaseline" not in json.dumps(steps)
+    assert list(register["ModelMetrics"]["ModelQuality"]) == ["Statistics"]  # the evaluation report alone
+    # Nothing else refers to the missing steps, nor to the analyzer's image.
+    text = json.dumps(steps)
+    assert "QualityBaseline" not in text and "model-monitor" not in text
+
+
+def test_each_baseline_has_its_own_switch() -> None:
+    parts = _parts(new_stack("ModelQualityOnly"))
+    TrainingPipeline(parts.stack, "Pipeline", dataclasses.replace(parts.props, data_quality_baseline=False))
+    steps = _steps(Template.from_stack(parts.stack))
+    register = steps["RegisterModel"]["Arguments"]
+    assert "DataQualityBaseline" not in json.dumps(steps) and "ModelQualityBaseline" in steps
+    assert list(register["DriftCheckBaselines"]) == ["ModelQuality"]
 
 
 def test_completion_marker_must_be_a_file_name(parts: Parts) -> None:

@@ -111,6 +111,8 @@ def run_training_chain(tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
         str(processing / "baseline" / "model.tar.gz"),
         "--output-dir",
         str(processing / "evaluation"),
+        "--predictions-dir",
+        str(processing / "predictions"),
     )
     assert evaluation.returncode == 0, evaluation.stderr
     return TrainingRun(processing, base / "ml" / "model", artifact, processing / "evaluation", training.stdout)

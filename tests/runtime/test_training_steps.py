@@ -40,6 +40,18 @@ def test_preprocess_writes_the_training_features_as_the_data_quality_baseline(tr
     np.testing.assert_array_equal(baseline, train[:, 1:])
 
 
+def test_evaluation_writes_the_scored_test_set_for_the_model_quality_baseline(training_run: TrainingRun) -> None:
+    predictions = training_run.processing / "predictions" / "predictions.csv"
+    assert predictions.read_text().splitlines()[0] == "label,probability,prediction"
+    table = np.loadtxt(predictions, delimiter=",", skiprows=1)
+    test = np.loadtxt(training_run.processing / "test" / "test.csv", delimiter=",")
+    np.testing.assert_array_equal(table[:, 0], test[:, 0])  # the true labels, row for row
+    assert ((table[:, 1] >= 0.5).astype(int) == table[:, 2]).all()  # the label the endpoint answers
+    report = json.loads((training_run.evaluation_dir / "evaluation.json").read_text())
+    accuracy = report["binary_classification_metrics"]["accuracy"]["value"]
+    assert abs((table[:, 0] == table[:, 2]).mean() - accuracy) < 1e-12  # the same answers the gate scored
+
+
 def test_preprocess_reads_csv_from_s3_layout_and_hashes_each_file(tmp_path: Path) -> None:
     data = load_breast_cancer()
     source = tmp_path / "input" / "data" / "part-0001.csv"
@@ -132,6 +144,8 @@ def _evaluate_against(training_run: TrainingRun, baseline: Path, output_dir: Pat
         str(baseline),
         "--output-dir",
         str(output_dir),
+        "--predictions-dir",
+        str(output_dir / "predictions"),
     )
     assert result.returncode == 0, result.stderr
     check: dict[str, Any] = json.loads((output_dir / "evaluation.json").read_text())["regression_check"]
@@ -182,6 +196,8 @@ def test_evaluation_ignores_the_baseline_input_when_nothing_is_approved(
         str(training_run.artifact),
         "--output-dir",
         str(tmp_path),
+        "--predictions-dir",
+        str(tmp_path / "predictions"),
     ]
     result = run_step("evaluate/evaluate.py", *args, "--baseline-present", "false")
     assert result.returncode == 0, result.stderr

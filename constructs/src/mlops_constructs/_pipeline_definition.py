@@ -25,6 +25,13 @@ AUC = "binary_classification_metrics.auc.value"
 AUC_DELTA = "regression_check.auc_delta"
 BASELINE = "Steps.ResolveBaseline.OutputParameters"
 DATA_QUALITY = "DataQualityBaseline"
+MODEL_QUALITY = "ModelQualityBaseline"
+#: The columns of the evaluation step's predictions.csv, as the model-quality analyzer must read them.
+PREDICTION_COLUMNS = {
+    "ground_truth_attribute": "label",
+    "probability_attribute": "probability",
+    "inference_attribute": "prediction",
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,14 @@ def _processing_output(step: str, name: str) -> dict[str, str]:
 
 def _report(path: str) -> dict[str, Any]:
     return {"ContentType": "application/json", "S3Uri": _get(path)}
+
+
+def _baseline_used(step: str) -> dict[str, Any]:
+    """The statistics and constraints a QualityCheck step registers as the version's drift baseline."""
+    return {
+        "Statistics": _report(f"Steps.{step}.BaselineUsedForDriftCheckStatistics"),
+        "Constraints": _report(f"Steps.{step}.BaselineUsedForDriftCheckConstraints"),
+    }
 
 
 def _s3_input(name: str, uri: Any, local_path: str) -> dict[str, Any]:
@@ -207,26 +222,48 @@ class DefinitionBuilder:
         """Statistics and constraints of the training features, computed by SageMaker's Model Monitor analyzer.
 
         They are registered with the model version (``ModelMetrics`` and ``DriftCheckBaselines``) and are
-        what the endpoint's data-quality monitoring compares captured requests with. ``SkipCheck``: a new
-        training set is not judged against the previous model's baseline (a retrain on drifted data is the
-        point); ``RegisterNewBaseline``: the version carries its own.
+        what the endpoint's data-quality monitoring compares captured requests with.
+        """
+        dataset = _processing_output("Preprocess", "baseline")
+        return self._quality_check(DATA_QUALITY, "DATA_QUALITY", dataset, "data-quality", {})
+
+    def _model_quality_step(self) -> dict[str, Any]:
+        """Model-quality statistics and constraints of the candidate, from its answers on the test set.
+
+        Run only once the gates have passed (it sits in their ``IfSteps``, before registration), on
+        ``predictions.csv`` of the evaluation step: the true label, the probability and the label the
+        endpoint answers, at the endpoint's threshold.
+        """
+        dataset = _processing_output("Evaluate", "predictions")
+        environment = {
+            "analysis_type": "MODEL_QUALITY",
+            "problem_type": "BinaryClassification",
+            **PREDICTION_COLUMNS,
+            "probability_threshold_attribute": "0.5",
+        }
+        return self._quality_check(MODEL_QUALITY, "MODEL_QUALITY", dataset, "model-quality", environment)
+
+    def _quality_check(
+        self, name: str, check_type: str, dataset_url: Any, output_part: str, environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """A QualityCheck step on a CSV with a header. ``SkipCheck``: a new version is not judged against
+        the previous version's baseline (a retrain on drifted data is the point); ``RegisterNewBaseline``:
+        the version carries its own.
         """
         props = self.props
         bucket = props.model_artifacts
         dataset = f"{PROCESSING}/input/baseline_dataset_input"
         output = f"{PROCESSING}/output"
         return {
-            "Name": DATA_QUALITY,
+            "Name": name,
             "Type": "QualityCheck",
             "Arguments": {
                 "ProcessingResources": self._processing_resources(),
                 "AppSpecification": {"ImageUri": model_monitor_image_uri(self.region)},
                 "RoleArn": self.role_arn,
-                "ProcessingInputs": [
-                    _s3_input("baseline_dataset_input", _processing_output("Preprocess", "baseline"), dataset)
-                ],
+                "ProcessingInputs": [_s3_input("baseline_dataset_input", dataset_url, dataset)],
                 "ProcessingOutputConfig": {
-                    "Outputs": [_s3_output("quality_check_output", self._prefix(bucket, "data-quality"), output)],
+                    "Outputs": [_s3_output("quality_check_output", self._prefix(bucket, output_part), output)],
                     "KmsKeyId": bucket.encryption_key.key_arn,
                 },
                 "NetworkConfig": self._network_config(),
@@ -236,9 +273,10 @@ class DefinitionBuilder:
                     "dataset_source": dataset,
                     "output_path": output,
                     "publish_cloudwatch_metrics": "Disabled",
+                    **environment,
                 },
             },
-            "CheckType": "DATA_QUALITY",
+            "CheckType": check_type,
             "ModelPackageGroupName": props.registry.group_name,
             "SkipCheck": True,
             "FailOnViolation": False,
@@ -364,7 +402,10 @@ class DefinitionBuilder:
             _s3_input("baseline", _get(f"{BASELINE}['baseline_model_url']"), f"{PROCESSING}/baseline"),
         ]
         arguments = ["--baseline-present", _get(f"{BASELINE}['has_baseline']")]
-        outputs = [_s3_output("evaluation", self._prefix(bucket, "evaluation"), f"{PROCESSING}/evaluation")]
+        outputs = [
+            _s3_output("evaluation", self._prefix(bucket, "evaluation"), f"{PROCESSING}/evaluation"),
+            _s3_output("predictions", self._prefix(bucket, "predictions"), f"{PROCESSING}/predictions"),
+        ]
         return {
             "Name": "Evaluate",
             "Type": "Processing",
@@ -384,7 +425,10 @@ class DefinitionBuilder:
                 "Conditions": [
                     {"Type": "GreaterThanOrEqualTo", "LeftValue": delta, "RightValue": _get("Parameters.MinAucDelta")}
                 ],
-                "IfSteps": [self._register_step()],
+                "IfSteps": [
+                    *([self._model_quality_step()] if self.props.model_quality_baseline else []),
+                    self._register_step(),
+                ],
                 "ElseSteps": [
                     self._fail_step(
                         "FailWorseThanApproved",
@@ -462,26 +506,24 @@ class DefinitionBuilder:
         }
 
     def _model_metrics(self, report: Any) -> dict[str, Any]:
-        """The version's evaluation report and, when computed, its data-quality baseline."""
-        quality = {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": report}}}
-        if not self.props.data_quality_baseline:
-            return {"ModelMetrics": quality}
-        return {
-            "ModelMetrics": {
-                **quality,
-                "ModelDataQuality": {
-                    "Statistics": _report(f"Steps.{DATA_QUALITY}.CalculatedBaselineStatistics"),
-                    "Constraints": _report(f"Steps.{DATA_QUALITY}.CalculatedBaselineConstraints"),
-                },
-            },
-            # What the endpoint's data-quality monitoring of this version compares captured requests with.
-            "DriftCheckBaselines": {
-                "ModelDataQuality": {
-                    "Statistics": _report(f"Steps.{DATA_QUALITY}.BaselineUsedForDriftCheckStatistics"),
-                    "Constraints": _report(f"Steps.{DATA_QUALITY}.BaselineUsedForDriftCheckConstraints"),
-                }
-            },
-        }
+        """The version's evaluation report and, when computed, its data- and model-quality baselines.
+
+        ``DriftCheckBaselines`` are what the endpoint's monitoring of this version compares with.
+        """
+        props = self.props
+        model_quality: dict[str, Any] = {"Statistics": {"ContentType": "application/json", "S3Uri": report}}
+        metrics: dict[str, Any] = {"ModelQuality": model_quality}
+        drift: dict[str, Any] = {}
+        if props.model_quality_baseline:
+            model_quality["Constraints"] = _report(f"Steps.{MODEL_QUALITY}.CalculatedBaselineConstraints")
+            drift["ModelQuality"] = _baseline_used(MODEL_QUALITY)
+        if props.data_quality_baseline:
+            metrics["ModelDataQuality"] = {
+                "Statistics": _report(f"Steps.{DATA_QUALITY}.CalculatedBaselineStatistics"),
+                "Constraints": _report(f"Steps.{DATA_QUALITY}.CalculatedBaselineConstraints"),
+            }
+            drift["ModelDataQuality"] = _baseline_used(DATA_QUALITY)
+        return {"ModelMetrics": metrics, **({"DriftCheckBaselines": drift} if drift else {})}
 
     def _lineage(self) -> dict[str, Any]:
         """What the registry shows for each version, as strings (the API takes only strings)."""

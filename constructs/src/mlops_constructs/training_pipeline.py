@@ -251,6 +251,8 @@ class TrainingPipelineProps:
         data_quality_baseline: compute the training features' data-quality baseline (SageMaker Model
             Monitor's analyzer) and register it with each version. Default True; turn it off in an
             account that cannot use Model Monitor (AWS no longer opens it to new customers).
+        model_quality_baseline: compute the candidate's model-quality baseline from its answers on the
+            test set (the same analyzer), once the gates pass, and register it with the version. Default True.
     """
 
     pipeline_name: str
@@ -280,6 +282,7 @@ class TrainingPipelineProps:
     network: JobNetwork | None = None
     framework_version: str = "1.4-2"
     data_quality_baseline: bool = True
+    model_quality_baseline: bool = True
 
     def __post_init__(self) -> None:
         if not _PIPELINE_NAME.match(self.pipeline_name):
