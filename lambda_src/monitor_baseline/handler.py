@@ -1,8 +1,11 @@
-"""CloudFormation custom resource: the data-quality baseline registered with the model package a stack serves.
+"""CloudFormation custom resource: a monitoring baseline registered with the model package a stack serves.
 
-A serving stack's data-quality monitoring schedule compares captured requests
-with the statistics and constraints that the training pipeline's quality-check
-step registered with the model version (``DriftCheckBaselines.ModelDataQuality``).
+A serving stack's monitoring schedules compare what the endpoint sees with
+what the training pipeline's quality-check steps registered with the model
+version: the data-quality schedule with the statistics and constraints of the
+training features (``DriftCheckBaselines.ModelDataQuality``), the model-quality
+schedule with those of the candidate's answers on the test set
+(``DriftCheckBaselines.ModelQuality``).
 The stack takes the package ARN as a parameter that promotion changes, so the
 baseline's S3 URIs are known only at deploy time: this resource reads them from
 the registry then, and the schedule takes them from its attributes
@@ -12,7 +15,8 @@ the registry then, and the schedule takes them from its attributes
 Request (``ResourceProperties``)::
 
     {"ServiceToken": "<this function's ARN>",
-     "ModelPackageArn": "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>"}
+     "ModelPackageArn": "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>",
+     "Baseline": "ModelDataQuality" | "ModelQuality"}   (optional, default ModelDataQuality)
 
 Response ``Data`` on Create and Update (strings)::
 
@@ -20,7 +24,7 @@ Response ``Data`` on Create and Update (strings)::
 
 The physical resource id is the package ARN, so serving another version
 replaces the resource; Delete succeeds without a call, since the resource
-owns nothing. A package registered without a data-quality baseline,
+owns nothing. A package registered without the baseline asked for,
 a bad ARN or a registry error fails the request with a reason naming the
 value, and CloudFormation rolls the stack back: monitoring never starts
 against a baseline that does not exist. Every request is answered exactly
@@ -54,7 +58,12 @@ REASON_FLOOR = 512
 TRUNCATED = " [truncated: the function's log has the full text]"
 TIMEOUT_SECONDS = 10
 REQUEST_TYPES = ("Create", "Update", "Delete")
-BASELINE_PATH = "DriftCheckBaselines.ModelDataQuality"
+#: Baseline kind -> (what the registry calls it in DriftCheckBaselines, the words for it, the pipeline switch).
+BASELINES = {
+    "ModelDataQuality": ("data-quality", "training.data_quality_baseline"),
+    "ModelQuality": ("model-quality", "training.model_quality_baseline"),
+}
+DEFAULT_BASELINE = "ModelDataQuality"
 
 _PACKAGE_ARN = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]{9,16}:\d{12}:model-package/"
@@ -79,6 +88,7 @@ class ResponseNotSent(RuntimeError):
 
 @dataclass(frozen=True)
 class Baseline:
+    kind: str
     package_arn: str
     approval_status: str | None
     statistics_uri: str
@@ -127,6 +137,15 @@ def package_arn(event: dict[str, Any]) -> str:
     return arn
 
 
+def baseline_kind(event: dict[str, Any]) -> str:
+    """Which of the package's drift-check baselines the request asks for."""
+    properties = event.get("ResourceProperties")
+    kind = properties.get("Baseline", DEFAULT_BASELINE) if isinstance(properties, dict) else DEFAULT_BASELINE
+    if kind not in BASELINES:
+        raise RequestFailed(f"ResourceProperties.Baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
+    return str(kind)
+
+
 def physical_id(event: dict[str, Any]) -> str:
     """The id CloudFormation already knows, else the package's, else a fixed one (a Create that named none)."""
     current = event.get("PhysicalResourceId")
@@ -152,27 +171,31 @@ def describe(client: Any, arn: str) -> dict[str, Any]:
     return package
 
 
-def baseline_uri(arn: str, quality: dict[str, Any], part: str) -> str:
+def baseline_uri(arn: str, kind: str, quality: dict[str, Any], part: str) -> str:
     uri = (quality.get(part) or {}).get("S3Uri")
     if not isinstance(uri, str) or not _S3_URI.match(uri):
-        raise RequestFailed(f"{BASELINE_PATH}.{part}.S3Uri of model package {arn} must be an s3:// URI, got {uri!r}")
+        raise RequestFailed(
+            f"DriftCheckBaselines.{kind}.{part}.S3Uri of model package {arn} must be an s3:// URI, got {uri!r}"
+        )
     return uri
 
 
-def data_quality_baseline(arn: str, package: dict[str, Any]) -> Baseline:
+def registered_baseline(arn: str, package: dict[str, Any], kind: str = DEFAULT_BASELINE) -> Baseline:
     """The registered baseline; a package without one cannot be monitored, and the request says why."""
-    quality = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality")
+    quality = (package.get("DriftCheckBaselines") or {}).get(kind)
     if not quality:
+        words, switch = BASELINES[kind]
         raise RequestFailed(
-            f"model package {arn} was registered without a data-quality baseline ({BASELINE_PATH}): the training "
-            "pipeline's quality-check step was off (config training.data_quality_baseline), so data-quality "
-            "monitoring cannot start for it; serve a version trained with the baseline, or turn monitoring off"
+            f"model package {arn} was registered without a {words} baseline (DriftCheckBaselines.{kind}): the "
+            f"training pipeline's quality-check step was off (config {switch}), so {words} monitoring cannot "
+            "start for it; serve a version trained with the baseline, or turn that monitoring off"
         )
     return Baseline(
+        kind=kind,
         package_arn=arn,
         approval_status=package.get("ModelApprovalStatus"),
-        statistics_uri=baseline_uri(arn, quality, "Statistics"),
-        constraints_uri=baseline_uri(arn, quality, "Constraints"),
+        statistics_uri=baseline_uri(arn, kind, quality, "Statistics"),
+        constraints_uri=baseline_uri(arn, kind, quality, "Constraints"),
     )
 
 
@@ -196,10 +219,12 @@ def outcome(event: dict[str, Any], context: Any) -> Outcome:
     if request_type not in REQUEST_TYPES:
         raise RequestFailed(f"RequestType must be one of {', '.join(REQUEST_TYPES)}, got {request_type!r}")
     arn = package_arn(event)
-    baseline = data_quality_baseline(arn, describe(sagemaker_client(), arn))
+    kind = baseline_kind(event)
+    baseline = registered_baseline(arn, describe(sagemaker_client(), arn), kind)
     LOG.info(
         json.dumps(
             {
+                "baseline": kind,
                 "model_package_arn": arn,
                 "model_approval_status": baseline.approval_status,
                 "statistics_uri": baseline.statistics_uri,
@@ -213,7 +238,8 @@ def outcome(event: dict[str, Any], context: Any) -> Outcome:
         "ConstraintsUri": baseline.constraints_uri,
         "ModelPackageArn": arn,
     }
-    return Outcome("SUCCESS", f"data-quality baseline of {arn} resolved{_log_hint(context)}", arn, data)
+    words = BASELINES[kind][0]
+    return Outcome("SUCCESS", f"{words} baseline of {arn} resolved{_log_hint(context)}", arn, data)
 
 
 # -- response -------------------------------------------------------------------

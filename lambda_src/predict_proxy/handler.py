@@ -16,7 +16,10 @@ Answers::
     4xx/5xx {"error": {"code": "...", "message": "..."}, "request_id": "..."}
 
 ``request_id`` is API Gateway's request id, the one callers get back in the
-``x-amzn-RequestId`` header.
+``x-amzn-RequestId`` header. A single-row request is sent to SageMaker with
+that id as its ``InferenceId``, which data capture records with the request:
+model-quality monitoring joins the ground-truth label a caller files under
+that id to the prediction (see :func:`inference_id` for why only single rows).
 
 SageMaker's failures keep their meaning for the caller (status, ``error.code``):
 
@@ -120,6 +123,8 @@ _PACKAGE_ARN = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/(?P<version>\d+)$"
 )
 _FLOAT_MAX = sys.float_info.max
+#: SageMaker's InferenceId: 1-64 printable characters, the first not a space.
+_INFERENCE_ID = re.compile(r"^[!-~][ -~]{0,63}$")
 _JSON_TYPES = {dict: "a JSON object", list: "a JSON array", str: "a string", bool: "a boolean", type(None): "null"}
 
 
@@ -164,6 +169,8 @@ class Request:
     model: ModelConfig
     variant: str | None
     rows: list[list[Any]]
+    #: SageMaker's InferenceId: the request id, for a single-row request only (see :func:`inference_id`)
+    inference_id: str | None = None
 
     def body(self) -> str:
         return json.dumps({"instances": self.rows}, separators=(",", ":"), allow_nan=False)
@@ -556,7 +563,21 @@ def parse_request(event: Any, settings: Config, log: PredictionLog) -> Request:
     payload = _payload(text)
     if isinstance(payload, dict) and isinstance(payload.get("instances"), list):
         log.rows = len(payload["instances"])
-    return Request(model, variant, parse_rows(payload, settings.max_rows))
+    rows = parse_rows(payload, settings.max_rows)
+    return Request(model, variant, rows, inference_id(log.request_id, len(rows)))
+
+
+def inference_id(request_id: str | None, rows: int) -> str | None:
+    """The id a captured request carries, so that its ground-truth label can be joined to it.
+
+    Model-quality monitoring joins each captured request to one ground-truth record by this id and
+    compares one label with one prediction. A request of several rows has several predictions and
+    cannot be joined that way, so only single-row requests carry the id; the others are left to
+    data-quality monitoring. The caller labels a request by the ``request_id`` it was answered with.
+    """
+    if rows != 1 or request_id is None or not _INFERENCE_ID.match(request_id):
+        return None
+    return request_id
 
 
 # -- SageMaker ------------------------------------------------------------------------
@@ -573,6 +594,8 @@ def invoke(runtime: Any, request: Request) -> dict[str, Any]:
     }
     if request.variant is not None:
         params["TargetVariant"] = request.variant
+    if request.inference_id is not None:
+        params["InferenceId"] = request.inference_id
     response: dict[str, Any] = runtime.invoke_endpoint(**params)
     return response
 

@@ -38,6 +38,8 @@ CONSTRAINTS = f"{ARTIFACTS}/pipelines-7k2x9abc1d2e/data-quality/constraints.json
 NEW_STATISTICS = f"{ARTIFACTS}/pipelines-9q4w1xyz8f7g/data-quality/statistics.json"
 NEW_CONSTRAINTS = f"{ARTIFACTS}/pipelines-9q4w1xyz8f7g/data-quality/constraints.json"
 EVALUATION = f"{ARTIFACTS}/pipelines-7k2x9abc1d2e/evaluation/evaluation.json"
+MODEL_STATISTICS = f"{ARTIFACTS}/pipelines-7k2x9abc1d2e/model-quality/statistics.json"
+MODEL_CONSTRAINTS = f"{ARTIFACTS}/pipelines-7k2x9abc1d2e/model-quality/constraints.json"
 IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3"
 FUNCTION = "arn:aws:lambda:eu-west-1:222222222222:function:mlops-staging-serving-MonitorBaseline4E2F1A9C-x7Qp"
 STACK_ID = (
@@ -248,6 +250,7 @@ def test_create_answers_with_the_baseline_registered_with_the_package(
     resolved = [json.loads(r.getMessage()) for r in caplog.records if "model_approval_status" in r.getMessage()]
     assert resolved == [
         {
+            "baseline": "ModelDataQuality",
             "model_package_arn": ARN,
             "model_approval_status": "Approved",
             "statistics_uri": STATISTICS,
@@ -294,6 +297,69 @@ def test_delete_succeeds_without_calling_aws(
     body = cloudformation.only()
     assert (body["Status"], body["PhysicalResourceId"], body["Data"]) == ("SUCCESS", physical_id, {})
     _echoes_the_request(body)
+    assert registry.calls == []
+
+
+def _with_both_baselines() -> dict[str, Any]:
+    """A version registered by the pipeline with both quality-check steps on."""
+    package = _with_baseline()
+    package["DriftCheckBaselines"]["ModelQuality"] = {
+        "Statistics": {"ContentType": "application/json", "S3Uri": MODEL_STATISTICS},
+        "Constraints": {"ContentType": "application/json", "S3Uri": MODEL_CONSTRAINTS},
+    }
+    return package
+
+
+@pytest.mark.parametrize(
+    ("kind", "uris"),
+    [
+        (None, (STATISTICS, CONSTRAINTS)),
+        ("ModelDataQuality", (STATISTICS, CONSTRAINTS)),
+        ("ModelQuality", (MODEL_STATISTICS, MODEL_CONSTRAINTS)),
+    ],
+)
+def test_the_baseline_asked_for_is_the_one_answered(
+    registry: Registry, cloudformation: ResponseUrl, kind: str | None, uris: tuple[str, str]
+) -> None:
+    _expect(registry, _with_both_baselines())
+    request = _request(cloudformation.url, "Create")
+    if kind is not None:
+        request["ResourceProperties"]["Baseline"] = kind
+    handler.handler(request, CONTEXT)
+    body = cloudformation.only()
+    assert body["Status"] == "SUCCESS"
+    assert (body["Data"]["StatisticsUri"], body["Data"]["ConstraintsUri"]) == uris
+    words = "model-quality" if kind == "ModelQuality" else "data-quality"
+    assert body["Reason"].startswith(f"{words} baseline of {ARN} resolved")
+
+
+def test_a_package_without_a_model_quality_baseline_fails_naming_that_setting(
+    registry: Registry, cloudformation: ResponseUrl
+) -> None:
+    _expect(registry, _with_baseline())  # data quality only
+    request = _request(cloudformation.url, "Create")
+    request["ResourceProperties"]["Baseline"] = "ModelQuality"
+    handler.handler(request, CONTEXT)
+    body = cloudformation.only()
+    assert (body["Status"], body["Data"]) == ("FAILED", {})
+    assert body["Reason"].startswith(
+        f"model package {ARN} was registered without a model-quality baseline (DriftCheckBaselines.ModelQuality)"
+    )
+    assert "training.model_quality_baseline" in body["Reason"]
+
+
+@pytest.mark.parametrize("kind", ["ModelBias", "modelquality", 7, ""])
+def test_an_unknown_baseline_kind_fails_naming_it_without_calling_aws(
+    registry: Registry, cloudformation: ResponseUrl, kind: Any
+) -> None:
+    request = _request(cloudformation.url, "Create")
+    request["ResourceProperties"]["Baseline"] = kind
+    handler.handler(request, CONTEXT)
+    body = cloudformation.only()
+    assert body["Status"] == "FAILED"
+    assert body["Reason"] == (
+        f"ResourceProperties.Baseline must be one of ModelDataQuality, ModelQuality, got {kind!r}"
+    )
     assert registry.calls == []
 
 

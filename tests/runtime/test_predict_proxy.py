@@ -351,6 +351,41 @@ def test_a_valid_request_is_forwarded_as_checked_rows_and_answered_with_the_pred
     }
 
 
+def test_a_single_row_request_carries_its_request_id_as_inference_id_for_ground_truth(sagemaker: SageMaker) -> None:
+    row = ROWS[1]
+    sagemaker.answer(
+        predictions=[PREDICTIONS[1]],
+        expected={
+            **_expected(),
+            "Body": json.dumps({"instances": [row]}, separators=(",", ":")),
+            "InferenceId": REQUEST_ID,
+        },
+    )
+    response = _invoke(_event({"instances": [row]}))
+    assert response["statusCode"] == 200
+    assert _body(response)["request_id"] == REQUEST_ID  # the id the caller files its label under
+    assert "InferenceId" in sagemaker.calls[0]
+
+
+@pytest.mark.parametrize(
+    ("request_id", "rows", "expected"),
+    [
+        ("c6af9ac6-7b61-11e6-9a41-93e8deadbeef", 1, "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"),
+        ("c6af9ac6-7b61-11e6-9a41-93e8deadbeef", 2, None),  # one id cannot label two predictions
+        (None, 1, None),
+        ("", 1, None),
+        (" leading-space", 1, None),
+        ("x" * 64, 1, "x" * 64),
+        ("x" * 65, 1, None),  # SageMaker takes at most 64 characters
+        ("tab\there", 1, None),
+    ],
+)
+def test_only_single_row_requests_with_a_usable_id_get_an_inference_id(
+    request_id: str | None, rows: int, expected: str | None
+) -> None:
+    assert handler.inference_id(request_id, rows) == expected
+
+
 @pytest.mark.parametrize(
     "headers",
     [
