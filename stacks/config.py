@@ -40,6 +40,7 @@ _COST_CENTER = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _DATA_PREFIX = re.compile(r"^[a-zA-Z0-9!_.'()-]+(/[a-zA-Z0-9!_.'()-]+)*/$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_GROUND_TRUTH_PREFIX = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*/([a-zA-Z0-9][a-zA-Z0-9._-]*/)*$")
 _SCHEDULE = re.compile(r"^(rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 _MARKER = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -245,6 +246,12 @@ class ServingConfig:
         monitoring_schedule: when data-quality monitoring checks the captured requests (an endpoint
             that captures data is always monitored): hourly ``cron(0 * ? * * *)`` or every N hours.
         monitoring_instance_type: the monitoring jobs' instance type.
+        ground_truth_prefix: where ground-truth labels land in the capture bucket (``ground-truth/``);
+            set, it turns on model-quality monitoring of the champion (needs data capture). Empty: off.
+        ground_truth_delay_hours: how long after a request its label is expected to have landed
+            (0 to 720); each model-quality execution analyzes a period that ended this long ago.
+        model_quality_schedule: when model-quality monitoring runs; the analyzed period is the time
+            between two runs. Default daily at midnight UTC.
     """
 
     variants: tuple[VariantConfig, ...]
@@ -258,6 +265,9 @@ class ServingConfig:
     registry_environment: str = "dev"
     monitoring_schedule: str = "cron(0 * ? * * *)"
     monitoring_instance_type: str = "ml.m5.large"
+    ground_truth_prefix: str = ""
+    ground_truth_delay_hours: int = 24
+    model_quality_schedule: str = "cron(0 0 ? * * *)"
 
     @property
     def serverless(self) -> bool:
@@ -301,6 +311,27 @@ class ServingConfig:
                 "monitoring_instance_type",
                 bool(_INSTANCE_TYPE.match(self.monitoring_instance_type)),
                 "must look like 'ml.m5.large'",
+            ),
+            (
+                "ground_truth_prefix",
+                not self.ground_truth_prefix or bool(_GROUND_TRUTH_PREFIX.match(self.ground_truth_prefix)),
+                "must be empty (off) or a prefix like 'ground-truth/': letters, digits, '-', '_', '.', ending with '/'",
+            ),
+            (
+                "ground_truth_prefix",
+                not self.ground_truth_prefix.startswith("monitoring/"),
+                "must not lie under 'monitoring/', where the monitoring reports go",
+            ),
+            (
+                "ground_truth_prefix",
+                not (self.ground_truth_prefix and not self.data_capture_percent),
+                "needs data capture: set data_capture_percent above 0, or leave ground_truth_prefix empty",
+            ),
+            ("ground_truth_delay_hours", 0 <= self.ground_truth_delay_hours <= 720, "must be 0 to 720 (30 days)"),
+            (
+                "model_quality_schedule",
+                is_monitoring_schedule(self.model_quality_schedule),
+                "must be hourly 'cron(0 * ? * * *)', every N hours 'cron(0 H/N ? * * *)' or daily 'cron(0 H ? * * *)'",
             ),
         ]
         return [(field_name, problem) for field_name, ok, problem in checks if not ok]
@@ -514,6 +545,12 @@ class EnvironmentConfig:
         for index, variant in enumerate(self.serving.variants):
             for field_name, problem in variant.problems():
                 raise self._fail_nested(f"serving.variants[{index}]", variant)(field_name, problem)
+        capture_prefix = f"{self.training.model_name}/"
+        if self.serving.ground_truth_prefix.startswith(capture_prefix):
+            raise self._fail_nested("serving", self.serving)(
+                "ground_truth_prefix",
+                f"must not lie under the capture prefix {capture_prefix!r}: labels and captured requests must not mix",
+            )
 
     def _check_training(self) -> None:
         for field_name, problem in self.training.problems():

@@ -38,5 +38,6 @@ class DashboardStack(cdk.Stack):
                 api=api,
                 pipeline=pipeline,
                 monitor=serving.monitor,
+                model_quality_monitor=serving.model_quality_monitor,
             ),
         )

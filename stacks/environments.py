@@ -92,6 +92,7 @@ STAGING = EnvironmentConfig(
         deployment="linear",
         deployment_step_percent=50,
         deployment_wait_minutes=5,
+        ground_truth_prefix="ground-truth/breast-cancer/",
     ),
     api=ApiConfig(
         rate_limit=50,
@@ -146,6 +147,7 @@ PROD = EnvironmentConfig(
         deployment_wait_minutes=10,
         max_model_latency_p99_ms=300,
         expect_traffic=True,
+        ground_truth_prefix="ground-truth/breast-cancer/",
     ),
     api=ApiConfig(
         rate_limit=200,
@@ -186,6 +188,21 @@ def check_estate(configs: dict[str, EnvironmentConfig]) -> None:
             raise ConfigError(
                 f"environment {config.name!r}: field 'serving.registry_environment' names {registry.name!r}, whose "
                 f"model_consumer_accounts do not admit account {config.account}, got {registry.name!r}"
+            )
+        if registry is None:
+            continue
+        # Monitoring compares with baselines the registry's pipeline registers: without them every deploy fails.
+        if config.serving.data_capture_percent and not registry.training.data_quality_baseline:
+            raise ConfigError(
+                f"environment {config.name!r}: field 'serving.data_capture_percent' turns on data-quality monitoring, "
+                f"but the versions come from {registry.name!r}, whose training.data_quality_baseline is off, "
+                f"got {config.serving.data_capture_percent!r}"
+            )
+        if config.serving.ground_truth_prefix and not registry.training.model_quality_baseline:
+            raise ConfigError(
+                f"environment {config.name!r}: field 'serving.ground_truth_prefix' turns on model-quality "
+                f"monitoring, but the versions come from {registry.name!r}, whose training.model_quality_baseline "
+                f"is off, got {config.serving.ground_truth_prefix!r}"
             )
     accounts = {config.account: config.name for config in configs.values()}
     for config in configs.values():

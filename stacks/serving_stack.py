@@ -30,8 +30,11 @@ from mlops_constructs import (
     InstanceCapacity,
     ModelEndpoint,
     ModelEndpointProps,
+    ModelQualityMonitor,
+    ModelQualityMonitorProps,
     ModelSource,
     MonitoringCode,
+    ScheduledMonitor,
     ServerlessCapacity,
     Variant,
 )
@@ -102,9 +105,15 @@ class ServingStack(cdk.Stack):
             cdk.Tags.of(self.endpoint.models[variant.name]).add("mlops:model-package", self._package_arn(variant))
         cdk.Tags.of(self.endpoint).add("mlops:config-commit", code_version)
         self.monitor = self._monitor(data, alerts) if self.endpoint.data_capture is not None else None
+        self.model_quality_monitor = (
+            self._model_quality_monitor(data, alerts)
+            if self.endpoint.data_capture is not None and serving.ground_truth_prefix
+            else None
+        )
         self._acknowledge()
-        if self.monitor is not None:
-            self._acknowledge_monitor(self.monitor)
+        for monitor in (self.monitor, self.model_quality_monitor):
+            if monitor is not None:
+                self._acknowledge_monitor(monitor)
 
     def _parameter(self, variant: VariantConfig) -> cdk.CfnParameter:
         registry = self._registry
@@ -154,33 +163,65 @@ class ServingStack(cdk.Stack):
         prefix = f"{self._config.training.model_name}/"
         return DataCapture(bucket=data.inference_capture, prefix=prefix, sampling_percentage=percent)
 
-    def _monitor(self, data: DataStack, alerts: AlertTopic) -> DataQualityMonitor:
-        """Data-quality monitoring of the captured requests against the champion's (first variant's) baseline."""
+    def _monitor_settings(self, data: DataStack, alerts: AlertTopic, kind: str) -> dict[str, Any]:
+        """What every monitor of the champion (the first variant) takes: its baseline, reports, keys, alarms."""
         config, registry = self._config, self._registry
         same_account = registry.account == config.account
+        return {
+            "endpoint": self.endpoint,
+            "model_package_arn": self._package_arn(config.serving.variants[0]),
+            "code": MonitoringCode.from_directory(MONITORING_CODE),
+            "reports": data.inference_capture,
+            "reports_prefix": f"monitoring/{config.training.model_name}/",
+            "volume_key": data.compute_key,
+            "logs_key": data.log_groups_key.key,
+            "environment_key": data.compute_key.key,
+            "schedule_name": f"{config.prefix}-{config.training.model_name}-{kind}",
+            "baseline_bucket": data.model_artifacts if same_account else None,
+            "baseline_prefix": f"{registry.training_pipeline_name}/",
+            "baseline_account": None if same_account else registry.account,
+            "instance_type": config.serving.monitoring_instance_type,
+            "alarm_topic": alerts.topic,
+            "log_retention": config.log_retention,
+            "log_removal_policy": config.cdk_removal_policy,
+        }
+
+    def _monitor(self, data: DataStack, alerts: AlertTopic) -> DataQualityMonitor:
+        """Data-quality monitoring of the captured requests against the champion's (first variant's) baseline."""
         return DataQualityMonitor(
             self,
             "DataQuality",
             DataQualityMonitorProps(
-                endpoint=self.endpoint,
-                model_package_arn=self._package_arn(config.serving.variants[0]),
-                code=MonitoringCode.from_directory(MONITORING_CODE),
-                reports=data.inference_capture,
-                reports_prefix=f"monitoring/{config.training.model_name}/",
-                volume_key=data.compute_key,
-                logs_key=data.log_groups_key.key,
-                environment_key=data.compute_key.key,
-                schedule_name=f"{config.prefix}-{config.training.model_name}-data-quality",
-                baseline_bucket=data.model_artifacts if same_account else None,
-                baseline_prefix=f"{registry.training_pipeline_name}/",
-                baseline_account=None if same_account else registry.account,
-                schedule_expression=config.serving.monitoring_schedule,
-                instance_type=config.serving.monitoring_instance_type,
-                alarm_topic=alerts.topic,
-                log_retention=config.log_retention,
-                log_removal_policy=config.cdk_removal_policy,
+                **self._monitor_settings(data, alerts, "data-quality"),
+                schedule_expression=self._config.serving.monitoring_schedule,
             ),
         )
+
+    def _model_quality_monitor(self, data: DataStack, alerts: AlertTopic) -> ModelQualityMonitor:
+        """The champion's answers, joined to the labels filed under the ground-truth prefix, against its baseline."""
+        serving = self._config.serving
+        monitor = ModelQualityMonitor(
+            self,
+            "ModelQuality",
+            ModelQualityMonitorProps(
+                **self._monitor_settings(data, alerts, "model-quality"),
+                schedule_expression=serving.model_quality_schedule,
+                ground_truth=data.inference_capture,
+                ground_truth_prefix=serving.ground_truth_prefix,
+                ground_truth_delay=cdk.Duration.hours(serving.ground_truth_delay_hours),
+            ),
+        )
+        cdk.CfnOutput(
+            self,
+            "GroundTruthUri",
+            value=monitor.ground_truth_uri,
+            description=(
+                "Where labels go: JSON lines under <uri>yyyy/mm/dd/hh/ (the hour of the request), each "
+                '{"groundTruthData": {"data": "<label>", "encoding": "CSV"}, "eventMetadata": {"eventId": '
+                '"<request_id of a single-row prediction>"}, "eventVersion": "0"}'
+            ),
+        )
+        return monitor
 
     def _deployment(self) -> BlueGreenDeployment | None:
         serving = self._config.serving
@@ -231,10 +272,17 @@ class ServingStack(cdk.Stack):
                     "capture key; model artifacts stay encrypted with the model key in S3.",
                 )
 
-    def _acknowledge_monitor(self, monitor: DataQualityMonitor) -> None:
+    def _acknowledge_monitor(self, monitor: ScheduledMonitor) -> None:
         """The monitoring's wildcard resources and function findings, each with its evidence."""
         config, registry = self._config, self._registry
         model = re.escape(config.training.model_name)
+        # The first pattern that matches gives the reason: the narrower prefixes come first.
+        ground_truth = {}
+        if isinstance(monitor, ModelQualityMonitor):
+            ground_truth[rf"/{re.escape(config.serving.ground_truth_prefix)}\*$"] = (
+                "Labels are filed as objects under <prefix>yyyy/mm/dd/hh/, named by whoever labels the requests; "
+                "the monitoring jobs may read only the ground-truth prefix of the capture bucket."
+            )
         x_ray = "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource in IAM and send only own traces"
         reports = (
             "Each monitoring execution writes its report under <prefix>/<endpoint>/<schedule>/<date and hour>/; "
@@ -256,13 +304,14 @@ class ServingStack(cdk.Stack):
             {
                 r"^\*$": (
                     "Only cloudwatch:PutMetricData takes no resource in IAM; a condition limits it to the analyzer's "
-                    "namespace (aws/sagemaker/Endpoints/data-metrics)."
+                    f"namespace ({monitor.ANALYZER_NAMESPACE})."
                 ),
+                **ground_truth,
+                rf"/monitoring/{model}/\*$": reports,
                 rf"/{model}/\*$": (
                     "Data capture writes one object per capture file under this endpoint's prefix; the monitoring "
                     "jobs may read only that prefix of the capture bucket."
                 ),
-                rf"/monitoring/{model}/\*$": reports,
                 r":log-group:/aws/sagemaker/ProcessingJobs:\*$": (
                     "SageMaker names each job's log stream after the generated monitoring job; the resource is "
                     "limited to the processing-job log group of this account and region."

@@ -77,9 +77,10 @@ def test_every_dead_letter_queue_alarms_as_soon_as_an_event_lands_in_it(estate: 
             ]
             assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible", (name, queue)
             assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
-    # The promotion function's (where approvals are followed) and the monitoring violations function's.
+    # The promotion function's (where approvals are followed) and each monitoring violations function's.
     serving = ENVIRONMENTS[env].serving
-    assert queues == int(serving.tracks_approvals) + int(bool(serving.data_capture_percent))
+    monitors = int(bool(serving.data_capture_percent)) + int(bool(serving.ground_truth_prefix))
+    assert queues == int(serving.tracks_approvals) + monitors
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -75,14 +75,15 @@ def test_serving_and_promotion_acknowledge_exactly_their_wildcards(estate: Estat
     others = sorted(rule for _, rule, _ in serving if not rule.startswith(nag.WILDCARD_RULE))
     # Only dev's serverless endpoint has no storage volume to encrypt.
     kms = [f"{pack}-SageMakerEndpointConfigurationKMSKeyConfigured" for pack in ("HIPAA.Security", "NIST.800.53.R5")]
-    # The monitoring's two functions run outside a VPC (there is none yet); its custom resource has no DLQ.
-    monitoring = [
+    # Each monitor's two functions run outside a VPC (there is none yet); its custom resource has no DLQ.
+    monitor = [
         f"{pack}-{rule}"
         for pack in ("HIPAA.Security", "NIST.800.53.R5")
         for rule in ("LambdaDLQ", "LambdaInsideVPC", "LambdaInsideVPC")
     ]
     serving_config = ENVIRONMENTS[env].serving
-    expected = (kms if serving_config.serverless else []) + (monitoring if serving_config.data_capture_percent else [])
+    monitors = int(bool(serving_config.data_capture_percent)) + int(bool(serving_config.ground_truth_prefix))
+    expected = (kms if serving_config.serverless else []) + monitor * monitors
     assert others == sorted(expected)
     if "Promotion" in stacks:
         promotion = template_checks.acknowledged_nag_rules([stacks["Promotion"]])

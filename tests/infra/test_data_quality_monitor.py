@@ -61,7 +61,11 @@ def test_every_capturing_endpoint_has_a_data_quality_schedule(estate: Estate, en
     config = ENVIRONMENTS[env]
     serving = estate.stage_resources(env)["Serving"]
     endpoints = _of_type(serving, "AWS::SageMaker::Endpoint")
-    schedules = _of_type(serving, "AWS::SageMaker::MonitoringSchedule")
+    schedules = {
+        lid: s
+        for lid, s in _of_type(serving, "AWS::SageMaker::MonitoringSchedule").items()
+        if s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] == "DataQuality"
+    }
     if not config.serving.data_capture_percent:
         assert schedules == {} and env == "dev"  # dev is serverless: SageMaker captures nothing there
         return
@@ -90,9 +94,9 @@ def test_every_capturing_endpoint_has_a_data_quality_schedule(estate: Estate, en
 
 
 def test_the_record_preprocessor_deployed_is_the_one_in_lambda_src(estate: Estate) -> None:
-    job = next(
-        iter(_of_type(estate.stage_resources("prod")["Serving"], "AWS::SageMaker::MonitoringSchedule").values())
-    )["Properties"]["MonitoringScheduleConfig"]["MonitoringJobDefinition"]
+    schedules = _of_type(estate.stage_resources("prod")["Serving"], "AWS::SageMaker::MonitoringSchedule")
+    (schedule,) = [s for lid, s in schedules.items() if lid.startswith("DataQuality")]
+    job = schedule["Properties"]["MonitoringScheduleConfig"]["MonitoringJobDefinition"]
     uri = job["MonitoringAppSpecification"]["RecordPreprocessorSourceUri"]
     (staged,) = [p for p in estate.outdir.rglob("asset.*.py") if p.name.split(".")[1] in uri]
     source = CODE.record_preprocessor.read_bytes()
@@ -109,8 +113,10 @@ def test_the_monitoring_role_reads_captures_and_baselines_and_writes_reports_onl
         "StringEquals": {"aws:ResourceAccount": registry}
     }
     assert by_sid["DecryptBaselinesThroughS3"]["Action"] == "kms:Decrypt"
-    assert by_sid["DriftMetrics"]["Condition"] == {
-        "StringEquals": {"cloudwatch:namespace": "aws/sagemaker/Endpoints/data-metrics"}
+    assert by_sid["AnalyzerMetrics"]["Condition"] == {
+        "StringEquals": {
+            "cloudwatch:namespace": ["aws/sagemaker/Endpoints/data-metrics", "/aws/sagemaker/Endpoints/data-metrics"]
+        }
     }
     writes = [s for s in statements if "s3:PutObject" in s["Action"]]
     assert len(writes) == 1 and "/monitoring/breast-cancer/*" in json.dumps(writes[0]["Resource"])
@@ -133,7 +139,8 @@ def test_finished_executions_reach_the_violations_function_with_retries_and_a_de
     estate: Estate,
 ) -> None:
     serving = estate.stage_resources("prod")["Serving"]
-    (rule,) = [r["Properties"] for r in _of_type(serving, "AWS::Events::Rule").values()]
+    rules = _of_type(serving, "AWS::Events::Rule")
+    (rule,) = [r["Properties"] for lid, r in rules.items() if lid.startswith("DataQuality")]
     assert rule["EventPattern"] == {
         "source": [violations_handler.EVENT_SOURCE],
         "detail-type": [violations_handler.EVENT_DETAIL_TYPE],
@@ -150,8 +157,8 @@ def test_violation_and_failure_alarms_watch_what_the_function_publishes(estate: 
     serving = estate.stage_resources("prod")["Serving"]
     (function,) = [
         r["Properties"]
-        for r in _of_type(serving, "AWS::Lambda::Function").values()
-        if "violations" in r["Properties"]["Description"]
+        for lid, r in _of_type(serving, "AWS::Lambda::Function").items()
+        if "violations" in r["Properties"]["Description"] and lid.startswith("DataQuality")
     ]
     environment = function["Environment"]["Variables"]
     schedule = f"{config.prefix}-breast-cancer-data-quality"
@@ -159,8 +166,8 @@ def test_violation_and_failure_alarms_watch_what_the_function_publishes(estate: 
     assert environment["METRIC_NAMESPACE"] == METRIC_NAMESPACE
     alarms = {
         a["Properties"]["MetricName"]: a["Properties"]
-        for a in _of_type(serving, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"].get("Namespace") == METRIC_NAMESPACE
+        for lid, a in _of_type(serving, "AWS::CloudWatch::Alarm").items()
+        if a["Properties"].get("Namespace") == METRIC_NAMESPACE and lid.startswith("DataQuality")
     }
     assert set(alarms) == {violations_handler.VIOLATIONS_METRIC, violations_handler.FAILED_METRIC}
     for alarm in alarms.values():
@@ -173,7 +180,8 @@ def test_the_schedule_reads_the_attributes_the_baseline_function_answers_with() 
     source = (SRC / "monitor_baseline" / "handler.py").read_text()
     for attribute in ("StatisticsUri", "ConstraintsUri"):
         assert f'"{attribute}": baseline.' in source
-    assert baseline_handler.BASELINE_PATH == "DriftCheckBaselines.ModelDataQuality"
+    assert DataQualityMonitor.BASELINE in baseline_handler.BASELINES
+    assert baseline_handler.DEFAULT_BASELINE == DataQualityMonitor.BASELINE
 
 
 def test_dashboards_show_drift_where_there_is_monitoring(estate: Estate) -> None:

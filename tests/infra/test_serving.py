@@ -65,9 +65,9 @@ def test_staging_and_prod_run_weighted_ab_variants_with_capture_blue_green_and_a
     rollback = sorted(a["AlarmName"] for a in deployment["AutoRollbackConfiguration"]["Alarms"])
     every_alarm = template.find_resources("AWS::CloudWatch::Alarm")
     alarms = sorted(a["Properties"]["AlarmName"] for a in every_alarm.values() if "AlarmName" in a["Properties"])
-    # The rest belong to the data-quality monitoring (its metrics and its two functions).
+    # The rest belong to the data- and model-quality monitoring (their metrics and their functions).
     assert {lid for lid, a in every_alarm.items() if "AlarmName" not in a["Properties"]} == {
-        lid for lid in every_alarm if lid.startswith("DataQuality")
+        lid for lid in every_alarm if lid.startswith(("DataQuality", "ModelQuality"))
     }
     assert rollback == sorted(n for n in alarms if n.endswith(("-5xx-rate", "-model-latency-p99")))
     assert len(rollback) == 2 * len(weights)

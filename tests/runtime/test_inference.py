@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import re
 import tarfile
 from pathlib import Path
 from types import ModuleType
@@ -12,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.runtime.steps import SRC, TrainingRun
+from tests.runtime.steps import SRC, TrainingRun, load_script
 
 
 def _load_inference(path: Path = SRC / "inference" / "inference.py") -> ModuleType:
@@ -91,6 +93,29 @@ def test_the_served_model_is_the_trained_one(served: Any, training_run: Training
     expected = trained.predict_proba(row)[:, 1]
     got = inference.predict_fn(row, served)["scores"]
     assert np.allclose(got, expected, atol=1e-6)
+
+
+def _at(document: Any, path: str) -> Any:
+    """The value at a JSON path of the form ``key[index].key``, as the monitor's attributes are written."""
+    for key, index in re.findall(r"(\w+)|\[(\d+)\]", path):
+        document = document[key] if key else document[int(index)]
+    return document
+
+
+def test_the_model_quality_monitor_finds_label_and_probability_in_a_single_row_answer(
+    served: Any, test_set: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """The monitor's default attributes against what the real model answers a proxied single-row request."""
+    from mlops_constructs import ModelQualityMonitorProps
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelQualityMonitorProps)}
+    evaluate = load_script(SRC / "evaluate" / "evaluate.py", "evaluate_threshold_contract")
+    assert defaults["probability_threshold"] == evaluate.THRESHOLD  # the baseline's threshold is the monitor's
+    for features, truth in zip(test_set[0][:20], test_set[1][:20], strict=True):
+        answer = json.loads(_invoke(served, json.dumps({"instances": [features.tolist()]}), "application/json")[0])
+        label, score = _at(answer, defaults["inference_attribute"]), _at(answer, defaults["probability_attribute"])
+        assert label in (0, 1) and truth in (0.0, 1.0)
+        assert label == int(score >= defaults["probability_threshold"])
 
 
 ROW = [1.0] * 30

@@ -5,6 +5,7 @@ would shadow the ``constructs`` library every CDK construct is built on).
 """
 
 from mlops_constructs._errors import PropsError
+from mlops_constructs._monitoring import MonitorProps, ScheduledMonitor
 from mlops_constructs.alert_topic import AlertTopic, AlertTopicProps, SlackChannel
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
 from mlops_constructs.data_quality_monitor import (
@@ -27,6 +28,7 @@ from mlops_constructs.model_endpoint import (
     ServerlessCapacity,
     Variant,
 )
+from mlops_constructs.model_quality_monitor import ModelQualityMonitor, ModelQualityMonitorProps
 from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry, ModelRegistryProps
 from mlops_constructs.prediction_api import (
     ApiAlarms,
@@ -84,9 +86,12 @@ __all__ = [
     "ModelDashboardProps",
     "ModelEndpoint",
     "ModelEndpointProps",
+    "ModelQualityMonitor",
+    "ModelQualityMonitorProps",
     "ModelRegistry",
     "ModelRegistryProps",
     "ModelSource",
+    "MonitorProps",
     "MonitoringCode",
     "ParameterRange",
     "PredictionApi",
@@ -94,6 +99,7 @@ __all__ = [
     "PropsError",
     "QualityGate",
     "RollingDeployment",
+    "ScheduledMonitor",
     "SecureBucket",
     "SecureBucketProps",
     "SecureFunction",

@@ -5,8 +5,8 @@ watches); the traffic each variant served and its share of the total (the
 A/B split as served, not as configured); errors and latencies per variant;
 the load autoscaling acts on (invocations per instance, CPU and memory of
 instance variants); the prediction API in front (requests, error rates,
-latencies); the data-quality monitoring (violations found per execution,
-failed executions); the training pipeline's runs.
+latencies); the data- and model-quality monitoring (violations found per
+execution, failed executions); the training pipeline's runs.
 
 Widgets come from the CDK's CloudWatch constructs and the metric helpers of
 :class:`ModelEndpoint`, :class:`PredictionApi` and :class:`TrainingPipeline`,
@@ -25,8 +25,10 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from mlops_constructs._errors import PropsError
+from mlops_constructs._monitoring import ScheduledMonitor
 from mlops_constructs.data_quality_monitor import DataQualityMonitor
 from mlops_constructs.model_endpoint import InstanceCapacity, ModelEndpoint
+from mlops_constructs.model_quality_monitor import ModelQualityMonitor
 from mlops_constructs.prediction_api import PredictionApi
 from mlops_constructs.training_pipeline import TrainingPipeline
 
@@ -44,6 +46,7 @@ class ModelDashboardProps:
         api: the prediction API in front of it, if any.
         pipeline: the pipeline training it, if in this account.
         monitor: the data-quality monitoring of its captured requests, if any.
+        model_quality_monitor: the model-quality monitoring of its labelled answers, if any.
         period: the period of every graph. Default 5 minutes.
     """
 
@@ -52,6 +55,7 @@ class ModelDashboardProps:
     api: PredictionApi | None = None
     pipeline: TrainingPipeline | None = None
     monitor: DataQualityMonitor | None = None
+    model_quality_monitor: ModelQualityMonitor | None = None
     period: cdk.Duration = field(default_factory=lambda: cdk.Duration.minutes(5))
 
     def __post_init__(self) -> None:
@@ -206,19 +210,26 @@ class ModelDashboard(Construct):
         ]
 
     def _monitoring_rows(self) -> list[list[cloudwatch.IWidget]]:
-        monitor = self._props.monitor
-        if monitor is None:
+        props = self._props
+        monitors: tuple[tuple[str, ScheduledMonitor | None], ...] = (
+            ("Data quality", props.monitor),
+            ("Model quality", props.model_quality_monitor),
+        )
+        titled = [(title, monitor) for title, monitor in monitors if monitor is not None]
+        if not titled:
             return []
         hour = cdk.Duration.hours(1)
+        width = _FULL_WIDTH // len(titled)
         return [
             [
                 cloudwatch.GraphWidget(
-                    title=f"Data quality ({monitor.schedule_name}): violations of the baseline per execution",
+                    title=f"{title} ({monitor.schedule_name}): violations of the baseline per execution",
                     left=[monitor.metric_violations(period=hour, label="constraint violations")],
                     right=[monitor.metric_failed_executions(period=hour, label="failed executions")],
                     left_annotations=[cloudwatch.HorizontalAnnotation(value=1, label="alarm")],
-                    width=_FULL_WIDTH,
+                    width=width,
                 )
+                for title, monitor in titled
             ]
         ]
 

@@ -1,0 +1,345 @@
+"""Model-quality monitoring: a schedule where labels land, its job definition, baseline, role, metrics and alarms.
+
+Estate-level tests read the session's one synthesis; construct tests build a
+small stack of their own. What the serving code answers (the attributes the
+analyzer reads) is held against the real model in ``tests/runtime/test_inference.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from mlops_constructs import (
+    ModelEndpoint,
+    ModelQualityMonitor,
+    ModelQualityMonitorProps,
+    MonitoringCode,
+    PropsError,
+    SecureBucket,
+    SecureBucketProps,
+    SecureKey,
+    SecureKeyProps,
+)
+from mlops_constructs._monitoring import METRIC_NAMESPACE, schedule_period_hours
+from stacks.config import ConfigError
+from stacks.environments import ENVIRONMENTS, check_estate
+from tests.infra.conftest import Estate, new_stack
+from tests.infra.definitions import pipeline_definition
+from tests.infra.test_model_endpoint import _parts
+from tests.runtime.steps import SRC, load_script
+
+CODE = MonitoringCode.from_directory(SRC)
+baseline_handler = load_script(SRC / "monitor_baseline" / "handler.py", "monitor_baseline_mq_contract")
+violations_handler = load_script(SRC / "monitor_violations" / "handler.py", "monitor_violations_mq_contract")
+MONITORED = [env for env, config in ENVIRONMENTS.items() if config.serving.ground_truth_prefix]
+
+
+def _of_type(resources: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in resources.items() if r["Type"] == type_name}
+
+
+def _model_quality(resources: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in _of_type(resources, type_name).items() if lid.startswith("ModelQuality")}
+
+
+# -- The estate ---------------------------------------------------------------------------------------
+
+
+def test_staging_and_prod_watch_model_quality_and_dev_does_not() -> None:
+    assert MONITORED == ["staging", "prod"]
+
+
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_a_model_quality_schedule_runs_the_job_definition_where_labels_land(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    serving = estate.stage_resources(env)["Serving"]
+    definitions = _of_type(serving, "AWS::SageMaker::ModelQualityJobDefinition")
+    if env not in MONITORED:
+        assert definitions == {} and not _model_quality(serving, "AWS::SageMaker::MonitoringSchedule")
+        return
+    (endpoint_id,) = _of_type(serving, "AWS::SageMaker::Endpoint")
+    ((definition_id, definition),) = definitions.items()
+    (schedule,) = [s["Properties"] for s in _model_quality(serving, "AWS::SageMaker::MonitoringSchedule").values()]
+    assert schedule["MonitoringScheduleName"] == f"{config.prefix}-breast-cancer-model-quality"
+    setup = schedule["MonitoringScheduleConfig"]
+    assert setup["MonitoringType"] == "ModelQuality"
+    assert setup["ScheduleConfig"] == {"ScheduleExpression": config.serving.model_quality_schedule}
+    # The definition's name is CloudFormation's: the schedule takes it from the ARN (Ref).
+    assert setup["MonitoringJobDefinitionName"] == {"Fn::Select": [1, {"Fn::Split": ["/", {"Ref": definition_id}]}]}
+    job = definition["Properties"]
+    assert "JobDefinitionName" not in job
+    assert job["NetworkConfig"] == {"EnableInterContainerTrafficEncryption": True, "EnableNetworkIsolation": True}
+    assert "ComputeKey" in json.dumps(job["JobResources"]["ClusterConfig"]["VolumeKmsKeyId"])
+    assert "CaptureKey" in json.dumps(job["ModelQualityJobOutputConfig"]["KmsKeyId"])
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] <= 3600
+    app = job["ModelQualityAppSpecification"]
+    assert app["ImageUri"].endswith("/sagemaker-model-monitor-analyzer")
+    assert app["ProblemType"] == "BinaryClassification"
+    assert app["Environment"] == {"publish_cloudwatch_metrics": "Enabled"}
+    inputs = job["ModelQualityJobInput"]
+    endpoint_input = inputs["EndpointInput"]
+    assert endpoint_input["EndpointName"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
+    assert (endpoint_input["InferenceAttribute"], endpoint_input["ProbabilityAttribute"]) == (
+        "predictions[0].label",
+        "predictions[0].score",
+    )
+    assert endpoint_input["ProbabilityThresholdAttribute"] == 0.5
+    # A daily schedule analyzes the day that ended ground_truth_delay_hours ago: each hour exactly once.
+    delay = config.serving.ground_truth_delay_hours
+    window = schedule_period_hours(config.serving.model_quality_schedule)
+    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == (
+        f"-PT{delay + window}H",
+        f"-PT{delay}H",
+    )
+    ground_truth = inputs["GroundTruthS3Input"]["S3Uri"]["Fn::Join"][1]
+    assert ground_truth[0] == "s3://" and "InferenceCaptureBucket" in json.dumps(ground_truth[1])
+    assert ground_truth[2] == f"/{config.serving.ground_truth_prefix}"
+    # The baseline is the served champion's model-quality constraints, read at deploy time.
+    ((baseline_id, baseline),) = _of_type(serving, "Custom::ModelQualityBaseline").items()
+    assert baseline["Properties"]["Baseline"] == "ModelQuality"
+    champion = config.serving.variants[0]
+    assert baseline["Properties"]["ModelPackageArn"].endswith(f"/{champion.model_version}")
+    assert job["ModelQualityBaselineConfig"] == {
+        "ConstraintsResource": {"S3Uri": {"Fn::GetAtt": [baseline_id, "ConstraintsUri"]}}
+    }
+    output = estate.stage_stacks(env)["Serving"].template["Outputs"]["GroundTruthUri"]
+    assert output["Value"]["Fn::Join"][1][2] == f"/{config.serving.ground_truth_prefix}"
+
+
+@pytest.mark.parametrize("env", MONITORED)
+def test_the_role_reads_captures_labels_and_baselines_and_writes_reports_only(estate: Estate, env: str) -> None:
+    serving = estate.stage_resources(env)["Serving"]
+    ((_, policy),) = [
+        (lid, p)
+        for lid, p in _of_type(serving, "AWS::IAM::ManagedPolicy").items()
+        if lid.startswith("ModelQualityRolePolicy")
+    ]
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    prefix = ENVIRONMENTS[env].serving.ground_truth_prefix
+    reads = [s for s in statements if s["Action"] == ["s3:GetObject", "s3:GetObjectVersion"] and "Sid" not in s]
+    (read,) = reads
+    assert {r["Fn::Join"][1][-1] for r in read["Resource"]} == {f"/{prefix}*", "/breast-cancer/*"}
+    writes = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert len(writes) == 1 and writes[0]["Resource"]["Fn::Join"][1][-1] == "/monitoring/breast-cancer/*"
+    by_sid = {s.get("Sid"): s for s in statements}
+    namespace = "aws/sagemaker/Endpoints/model-metrics"
+    assert by_sid["AnalyzerMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": [namespace, f"/{namespace}"]}
+    }
+    text = json.dumps(statements)
+    assert "s3:*" not in text and "s3:DeleteObject" not in text and '"sagemaker:*"' not in text
+
+
+@pytest.mark.parametrize("env", MONITORED)
+def test_violations_and_failed_executions_alarm_on_the_alert_topic(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    serving = estate.stage_resources(env)["Serving"]
+    schedule = f"{config.prefix}-breast-cancer-model-quality"
+    (function,) = [
+        r["Properties"]
+        for r in _model_quality(serving, "AWS::Lambda::Function").values()
+        if "violations" in r["Properties"]["Description"]
+    ]
+    assert violations_handler.load_config(function["Environment"]["Variables"]).schedules == (schedule,)
+    alarms = {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in _model_quality(serving, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == METRIC_NAMESPACE
+    }
+    assert set(alarms) == {violations_handler.VIOLATIONS_METRIC, violations_handler.FAILED_METRIC}
+    for alarm in alarms.values():
+        assert alarm["Dimensions"] == [{"Name": violations_handler.DIMENSION, "Value": schedule}]
+        assert alarm["Threshold"] == 1 and alarm["AlarmActions"] and alarm["OKActions"]
+    (rule,) = [r["Properties"] for r in _model_quality(serving, "AWS::Events::Rule").values()]
+    (target,) = rule["Targets"]
+    assert "ModelQualityViolationsFunction" in target["Arn"]["Fn::GetAtt"][0]
+
+
+def test_the_dashboard_shows_model_quality_where_it_is_watched(estate: Estate) -> None:
+    for env in ENVIRONMENTS:
+        (dashboard,) = _of_type(estate.stage_resources(env)["Dashboard"], "AWS::CloudWatch::Dashboard").values()
+        body = json.dumps(dashboard["Properties"]["DashboardBody"])
+        assert ("Model quality" in body) is (env in MONITORED), env
+        assert (f"{ENVIRONMENTS[env].prefix}-breast-cancer-model-quality" in body) is (env in MONITORED), env
+
+
+def test_the_registry_pipeline_registers_the_baseline_the_monitor_reads(estate: Estate) -> None:
+    """Staging and prod serve dev's versions: dev's pipeline must register model-quality constraints."""
+    assert ModelQualityMonitor.BASELINE in baseline_handler.BASELINES
+    training = estate.stage_resources("dev")["Training"]
+    (pipeline,) = _of_type(training, "AWS::SageMaker::Pipeline").values()
+    steps = json.dumps(pipeline_definition(pipeline))
+    assert '"DriftCheckBaselines": {"ModelQuality": {"Statistics"' in steps
+    assert "Steps.ModelQualityBaseline.BaselineUsedForDriftCheckConstraints" in steps
+
+
+# -- The construct ------------------------------------------------------------------------------------
+
+
+def _props(stack: cdk.Stack, **changes: Any) -> ModelQualityMonitorProps:
+    parts = _parts(stack)
+    endpoint = ModelEndpoint(stack, "Endpoint", parts.props)
+    key = SecureKey(stack, "MonitorKey", SecureKeyProps(alias="t/monitor", description="test monitoring"))
+    reports = SecureBucket(stack, "Reports", SecureBucketProps(encryption_key=key.key))
+    props = ModelQualityMonitorProps(
+        endpoint=endpoint,
+        model_package_arn="arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3",
+        code=CODE,
+        reports=reports,
+        reports_prefix="monitoring/churn/",
+        volume_key=key,
+        logs_key=key.key,
+        environment_key=key.key,
+        schedule_name="t-churn-model-quality",
+        baseline_bucket=reports,
+        baseline_prefix="pipeline/",
+        ground_truth=reports,
+        ground_truth_prefix="labels/churn/",
+    )
+    return dataclasses.replace(props, **changes) if changes else props
+
+
+@pytest.fixture(scope="module")
+def monitored() -> tuple[ModelQualityMonitor, Template]:
+    stack = new_stack("ModelQualityMonitored")
+    monitor = ModelQualityMonitor(stack, "Monitor", _props(stack))
+    writer = cdk.aws_iam.Role(stack, "Labeller", assumed_by=cdk.aws_iam.AccountRootPrincipal())
+    monitor.grant_ground_truth_write(writer)
+    return monitor, Template.from_stack(stack)
+
+
+def test_hourly_by_default_each_run_analyzes_the_hour_that_ended_a_day_ago(
+    monitored: tuple[ModelQualityMonitor, Template],
+) -> None:
+    monitor, template = monitored
+    (definition,) = template.find_resources("AWS::SageMaker::ModelQualityJobDefinition").values()
+    endpoint_input = definition["Properties"]["ModelQualityJobInput"]["EndpointInput"]
+    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == ("-PT25H", "-PT24H")
+    assert (monitor.window_start_offset, monitor.window_end_offset) == ("-PT25H", "-PT24H")
+
+
+@pytest.mark.parametrize(
+    ("expression", "hours"),
+    [("cron(0 * ? * * *)", 1), ("cron(0 3/6 ? * * *)", 6), ("cron(0 0 ? * * *)", 24), ("cron(0 12/12 ? * * *)", 12)],
+)
+def test_the_analyzed_period_is_the_time_between_two_runs(expression: str, hours: int) -> None:
+    assert schedule_period_hours(expression) == hours
+
+
+def test_a_labeller_may_only_write_under_the_ground_truth_prefix(
+    monitored: tuple[ModelQualityMonitor, Template],
+) -> None:
+    _, template = monitored
+    (policy,) = [
+        p for lid, p in template.find_resources("AWS::IAM::Policy").items() if lid.startswith("LabellerDefaultPolicy")
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (objects,) = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert objects["Resource"]["Fn::Join"][1][-1] == "/labels/churn/*"
+    assert not [s for s in statements if "s3:GetObject" in json.dumps(s["Action"])]
+
+
+def test_a_regression_monitor_has_no_probability_or_threshold() -> None:
+    stack = new_stack("Regression")
+    props = _props(stack, problem_type="Regression", probability_attribute=None, probability_threshold=None)
+    ModelQualityMonitor(stack, "Monitor", props)
+    (definition,) = Template.from_stack(stack).find_resources("AWS::SageMaker::ModelQualityJobDefinition").values()
+    endpoint_input = definition["Properties"]["ModelQualityJobInput"]["EndpointInput"]
+    assert "ProbabilityAttribute" not in endpoint_input and "ProbabilityThresholdAttribute" not in endpoint_input
+    assert definition["Properties"]["ModelQualityAppSpecification"]["ProblemType"] == "Regression"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ground_truth_prefix": ""}, "ground_truth_prefix must name a prefix of its own, got ''"),
+        ({"ground_truth_prefix": "labels"}, "ground_truth_prefix must end with '/'"),
+        ({"ground_truth_prefix": "/labels/"}, "ground_truth_prefix must end with '/', with no leading '/'"),
+        ({"ground_truth_delay": cdk.Duration.minutes(90)}, "whole hours from 0 to 720, got 1.5 hours"),
+        ({"ground_truth_delay": cdk.Duration.days(31)}, "whole hours from 0 to 720, got 744 hours"),
+        ({"problem_type": "Ranking"}, "problem_type must be one of BinaryClassification, MulticlassClassification"),
+        ({"probability_threshold": 1.0}, "probability_threshold must be between 0 and 1 (exclusive), got 1.0"),
+        ({"probability_threshold": True}, "probability_threshold must be between 0 and 1 (exclusive), got True"),
+        ({"probability_threshold": None}, "probability_threshold must be between 0 and 1 (exclusive), got None"),
+        ({"inference_attribute": " "}, "inference_attribute must be a JSON path of 1 to 256 characters"),
+        ({"probability_attribute": "x" * 257}, "probability_attribute must be a JSON path of 1 to 256"),
+        (
+            {"problem_type": "MulticlassClassification"},
+            "probability_threshold applies only to BinaryClassification; give None for MulticlassClassification",
+        ),
+        (
+            {"problem_type": "Regression", "probability_threshold": None},
+            "a regression has no probability; probability_attribute must be None, got 'predictions[0].score'",
+        ),
+        ({"schedule_expression": "cron(15 0 ? * * *)"}, "schedule expression must be hourly"),
+    ],
+)
+def test_invalid_props_fail_at_synth(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(PropsError, match=re.escape(message)):
+        _props(new_stack(), **changes)
+
+
+def test_labels_may_not_mix_with_the_captured_requests() -> None:
+    stack = new_stack()
+    props = _props(stack)
+    capture = props.endpoint.data_capture
+    assert capture is not None
+    for prefix in (f"{capture.prefix}labels/", capture.prefix):
+        with pytest.raises(PropsError, match=re.escape(f"overlaps the capture prefix {capture.prefix!r}")):
+            dataclasses.replace(props, ground_truth=capture.bucket, ground_truth_prefix=prefix)
+
+
+def test_an_endpoint_without_capture_cannot_be_watched() -> None:
+    stack = new_stack()
+    props = _props(stack)
+    quiet = ModelEndpoint(stack, "Quiet", dataclasses.replace(props.endpoint._props, data_capture=None))
+    with pytest.raises(PropsError, match="model-quality monitoring needs an endpoint that captures data"):
+        dataclasses.replace(props, endpoint=quiet)
+
+
+# -- The config ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "problem"),
+    [
+        ({"ground_truth_prefix": "ground-truth"}, "ground_truth_prefix", "ending with '/'"),
+        ({"ground_truth_prefix": "/ground-truth/"}, "ground_truth_prefix", "must be empty (off) or a prefix"),
+        ({"ground_truth_prefix": "labels//"}, "ground_truth_prefix", "must be empty (off) or a prefix"),
+        ({"ground_truth_prefix": "monitoring/labels/"}, "ground_truth_prefix", "must not lie under 'monitoring/'"),
+        ({"ground_truth_prefix": "breast-cancer/labels/"}, "ground_truth_prefix", "capture prefix 'breast-cancer/'"),
+        ({"data_capture_percent": 0}, "ground_truth_prefix", "needs data capture"),
+        ({"ground_truth_delay_hours": -1}, "ground_truth_delay_hours", "must be 0 to 720"),
+        ({"ground_truth_delay_hours": 721}, "ground_truth_delay_hours", "must be 0 to 720"),
+        ({"model_quality_schedule": "cron(0 0 * * ? *)"}, "model_quality_schedule", "must be hourly"),
+    ],
+)
+def test_a_bad_model_quality_setting_fails_the_config_naming_the_field(
+    changes: dict[str, Any], field: str, problem: str
+) -> None:
+    config = ENVIRONMENTS["prod"]
+    with pytest.raises(ConfigError, match=re.escape(f"field 'serving.{field}'")) as error:
+        dataclasses.replace(config, serving=dataclasses.replace(config.serving, **changes))
+    assert problem in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("switch", "field"),
+    [
+        ("model_quality_baseline", "serving.ground_truth_prefix"),
+        ("data_quality_baseline", "serving.data_capture_percent"),
+    ],
+)
+def test_monitoring_needs_the_registrys_pipeline_to_register_its_baseline(switch: str, field: str) -> None:
+    dev = ENVIRONMENTS["dev"]
+    registry = dataclasses.replace(dev, training=dataclasses.replace(dev.training, **{switch: False}))
+    with pytest.raises(ConfigError, match=re.escape(f"environment 'staging': field '{field}'")) as error:
+        check_estate({**ENVIRONMENTS, "dev": registry})
+    assert f"training.{switch} is off" in str(error.value)
