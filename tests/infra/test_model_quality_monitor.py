@@ -22,17 +22,13 @@ from mlops_constructs import (
     ModelQualityMonitorProps,
     MonitoringCode,
     PropsError,
-    SecureBucket,
-    SecureBucketProps,
-    SecureKey,
-    SecureKeyProps,
 )
 from mlops_constructs._monitoring import METRIC_NAMESPACE, schedule_period_hours
 from stacks.config import ConfigError
 from stacks.environments import ENVIRONMENTS, check_estate
 from tests.infra.conftest import Estate, new_stack
 from tests.infra.definitions import pipeline_definition
-from tests.infra.test_model_endpoint import _parts
+from tests.infra.test_data_quality_monitor import _props as data_quality_props
 from tests.runtime.steps import SRC, load_script
 
 CODE = MonitoringCode.from_directory(SRC)
@@ -184,23 +180,11 @@ def test_the_registry_pipeline_registers_the_baseline_the_monitor_reads(estate: 
 
 
 def _props(stack: cdk.Stack, **changes: Any) -> ModelQualityMonitorProps:
-    parts = _parts(stack)
-    endpoint = ModelEndpoint(stack, "Endpoint", parts.props)
-    key = SecureKey(stack, "MonitorKey", SecureKeyProps(alias="t/monitor", description="test monitoring"))
-    reports = SecureBucket(stack, "Reports", SecureBucketProps(encryption_key=key.key))
+    """The data-quality tests' endpoint, buckets and keys, with labels in the reports bucket."""
+    common = data_quality_props(stack, schedule_name="t-churn-model-quality")
     props = ModelQualityMonitorProps(
-        endpoint=endpoint,
-        model_package_arn="arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3",
-        code=CODE,
-        reports=reports,
-        reports_prefix="monitoring/churn/",
-        volume_key=key,
-        logs_key=key.key,
-        environment_key=key.key,
-        schedule_name="t-churn-model-quality",
-        baseline_bucket=reports,
-        baseline_prefix="pipeline/",
-        ground_truth=reports,
+        **{f.name: getattr(common, f.name) for f in dataclasses.fields(common)},
+        ground_truth=common.reports,
         ground_truth_prefix="labels/churn/",
     )
     return dataclasses.replace(props, **changes) if changes else props

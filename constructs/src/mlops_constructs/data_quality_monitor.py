@@ -58,15 +58,8 @@ class DataQualityMonitorProps(MonitorProps):
 class DataQualityMonitor(ScheduledMonitor):
     """A data-quality monitoring schedule on a capturing endpoint, with its baseline, metrics and alarms.
 
-    Attributes:
-        schedule: the ``CfnMonitoringSchedule``; schedule_name: its name.
-        role: the monitoring jobs' role.
-        baseline: the custom resource reading the served package's baseline
-            (``statistics_uri``, ``constraints_uri``).
-        baseline_function, violations_function: the two :class:`SecureFunction`.
-        rule: the EventBridge rule feeding finished executions to the violations function.
-        dead_letters: events the violations function could not handle.
-        alarms: violations found, failed executions.
+    Attributes: those of :class:`ScheduledMonitor` (``schedule``, ``role``, ``baseline``, the two
+    functions, ``rule``, ``dead_letters``, ``alarms``).
     """
 
     KIND = "data-quality"
