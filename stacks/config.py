@@ -15,7 +15,7 @@ from typing import Any, Literal
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 
-from mlops_constructs.data_quality_monitor import is_monitoring_schedule
+from mlops_constructs import is_monitoring_schedule, schedule_period_hours
 
 ENVIRONMENT_NAMES: tuple[str, ...] = ("dev", "staging", "prod")
 
@@ -330,8 +330,10 @@ class ServingConfig:
             ("ground_truth_delay_hours", 0 <= self.ground_truth_delay_hours <= 720, "must be 0 to 720 (30 days)"),
             (
                 "model_quality_schedule",
-                is_monitoring_schedule(self.model_quality_schedule),
-                "must be hourly 'cron(0 * ? * * *)', every N hours 'cron(0 H/N ? * * *)' or daily 'cron(0 H ? * * *)'",
+                is_monitoring_schedule(self.model_quality_schedule)
+                and schedule_period_hours(self.model_quality_schedule) is not None,
+                "must run at evenly spaced hours: hourly 'cron(0 * ? * * *)', daily 'cron(0 H ? * * *)' or every "
+                "N hours 'cron(0 H/N ? * * *)' with N dividing 24 and H below N",
             ),
         ]
         return [(field_name, problem) for field_name, ok, problem in checks if not ok]

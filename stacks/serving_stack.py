@@ -37,6 +37,7 @@ from mlops_constructs import (
     ScheduledMonitor,
     ServerlessCapacity,
     Variant,
+    schedule_period_hours,
 )
 from stacks.config import EnvironmentConfig, VariantConfig
 from stacks.data_stack import DataStack
@@ -209,6 +210,10 @@ class ServingStack(cdk.Stack):
                 ground_truth=data.inference_capture,
                 ground_truth_prefix=serving.ground_truth_prefix,
                 ground_truth_delay=cdk.Duration.hours(serving.ground_truth_delay_hours),
+                # An hourly run shares at most 30 minutes between the merge and the analysis jobs.
+                max_runtime=cdk.Duration.minutes(
+                    30 if schedule_period_hours(serving.model_quality_schedule) == 1 else 50
+                ),
             ),
         )
         cdk.CfnOutput(

@@ -87,13 +87,10 @@ def test_a_model_quality_schedule_runs_the_job_definition_where_labels_land(esta
         "predictions[0].score",
     )
     assert endpoint_input["ProbabilityThresholdAttribute"] == 0.5
-    # A daily schedule analyzes the day that ended ground_truth_delay_hours ago: each hour exactly once.
-    delay = config.serving.ground_truth_delay_hours
-    window = schedule_period_hours(config.serving.model_quality_schedule)
-    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == (
-        f"-PT{delay + window}H",
-        f"-PT{delay}H",
-    )
+    # Daily at midnight, labels due 24 hours later: each run analyzes the day that ended 24 hours ago.
+    assert (config.serving.model_quality_schedule, config.serving.ground_truth_delay_hours) == ("cron(0 0 ? * * *)", 24)
+    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == ("-PT48H", "-PT24H")
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 3000
     ground_truth = inputs["GroundTruthS3Input"]["S3Uri"]["Fn::Join"][1]
     assert ground_truth[0] == "s3://" and "InferenceCaptureBucket" in json.dumps(ground_truth[1])
     assert ground_truth[2] == f"/{config.serving.ground_truth_prefix}"
@@ -121,7 +118,16 @@ def test_the_role_reads_captures_labels_and_baselines_and_writes_reports_only(es
     prefix = ENVIRONMENTS[env].serving.ground_truth_prefix
     reads = [s for s in statements if s["Action"] == ["s3:GetObject", "s3:GetObjectVersion"] and "Sid" not in s]
     (read,) = reads
-    assert {r["Fn::Join"][1][-1] for r in read["Resource"]} == {f"/{prefix}*", "/breast-cancer/*"}
+    # Captures, labels, and the reports prefix, where the merge job leaves the joined records for the analysis.
+    assert {r["Fn::Join"][1][-1] for r in read["Resource"]} == {
+        f"/{prefix}*",
+        "/breast-cancer/*",
+        "/monitoring/breast-cancer/*",
+    }
+    listed = [s["Condition"]["StringLike"]["s3:prefix"] for s in statements if s["Action"] == "s3:ListBucket"]
+    assert sorted(p for prefixes in listed for p in prefixes) == sorted(
+        [f"{prefix}*", "breast-cancer/*", "monitoring/breast-cancer/*"]
+    )
     writes = [s for s in statements if "s3:PutObject" in s["Action"]]
     assert len(writes) == 1 and writes[0]["Resource"]["Fn::Join"][1][-1] == "/monitoring/breast-cancer/*"
     by_sid = {s.get("Sid"): s for s in statements}
@@ -130,7 +136,8 @@ def test_the_role_reads_captures_labels_and_baselines_and_writes_reports_only(es
         "StringEquals": {"cloudwatch:namespace": [namespace, f"/{namespace}"]}
     }
     text = json.dumps(statements)
-    assert "s3:*" not in text and "s3:DeleteObject" not in text and '"sagemaker:*"' not in text
+    assert "s3:*" not in text and "s3:DeleteObject" not in text
+    assert f"/{prefix}*" not in json.dumps(writes)  # the monitor never writes labels
 
 
 @pytest.mark.parametrize("env", MONITORED)
@@ -182,8 +189,9 @@ def test_the_registry_pipeline_registers_the_baseline_the_monitor_reads(estate: 
 def _props(stack: cdk.Stack, **changes: Any) -> ModelQualityMonitorProps:
     """The data-quality tests' endpoint, buckets and keys, with labels in the reports bucket."""
     common = data_quality_props(stack, schedule_name="t-churn-model-quality")
+    shared = {f.name: getattr(common, f.name) for f in dataclasses.fields(common) if f.name != "schedule_expression"}
     props = ModelQualityMonitorProps(
-        **{f.name: getattr(common, f.name) for f in dataclasses.fields(common)},
+        **shared,
         ground_truth=common.reports,
         ground_truth_prefix="labels/churn/",
     )
@@ -199,21 +207,41 @@ def monitored() -> tuple[ModelQualityMonitor, Template]:
     return monitor, Template.from_stack(stack)
 
 
-def test_hourly_by_default_each_run_analyzes_the_hour_that_ended_a_day_ago(
+def test_daily_by_default_each_run_analyzes_the_day_that_ended_a_day_ago(
     monitored: tuple[ModelQualityMonitor, Template],
 ) -> None:
     monitor, template = monitored
+    (schedule,) = template.find_resources("AWS::SageMaker::MonitoringSchedule").values()
+    config = schedule["Properties"]["MonitoringScheduleConfig"]
+    assert config["ScheduleConfig"] == {"ScheduleExpression": "cron(0 0 ? * * *)"}
     (definition,) = template.find_resources("AWS::SageMaker::ModelQualityJobDefinition").values()
     endpoint_input = definition["Properties"]["ModelQualityJobInput"]["EndpointInput"]
-    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == ("-PT25H", "-PT24H")
+    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == ("-PT48H", "-PT24H")
+    assert (monitor.window_start_offset, monitor.window_end_offset) == ("-PT48H", "-PT24H")
+
+
+def test_an_hourly_schedule_analyzes_one_hour_and_leaves_half_an_hour_per_run() -> None:
+    with pytest.raises(PropsError, match=re.escape("max runtime of at most 30 minutes")):
+        _props(new_stack(), schedule_expression="cron(0 * ? * * *)")
+    stack = new_stack("Hourly")
+    props = _props(stack, schedule_expression="cron(0 * ? * * *)", max_runtime=cdk.Duration.minutes(30))
+    monitor = ModelQualityMonitor(stack, "Monitor", props)
     assert (monitor.window_start_offset, monitor.window_end_offset) == ("-PT25H", "-PT24H")
 
 
 @pytest.mark.parametrize(
     ("expression", "hours"),
-    [("cron(0 * ? * * *)", 1), ("cron(0 3/6 ? * * *)", 6), ("cron(0 0 ? * * *)", 24), ("cron(0 12/12 ? * * *)", 12)],
+    [
+        ("cron(0 * ? * * *)", 1),
+        ("cron(0 3/6 ? * * *)", 6),
+        ("cron(0 0/12 ? * * *)", 12),
+        ("cron(0 0 ? * * *)", 24),
+        ("cron(0 17 ? * * *)", 24),
+        ("cron(0 0/7 ? * * *)", None),  # 0, 7, 14, 21: the last gap is 3 hours
+        ("cron(0 12/12 ? * * *)", None),  # once a day in some cron dialects, twice in others
+    ],
 )
-def test_the_analyzed_period_is_the_time_between_two_runs(expression: str, hours: int) -> None:
+def test_the_analyzed_period_is_the_time_between_two_runs(expression: str, hours: int | None) -> None:
     assert schedule_period_hours(expression) == hours
 
 
@@ -263,6 +291,9 @@ def test_a_regression_monitor_has_no_probability_or_threshold() -> None:
             "a regression has no probability; probability_attribute must be None, got 'predictions[0].score'",
         ),
         ({"schedule_expression": "cron(15 0 ? * * *)"}, "schedule expression must be hourly"),
+        ({"schedule_expression": "cron(0 1/5 ? * * *)"}, "must run at evenly spaced hours"),
+        ({"ground_truth_prefix": "monitoring/churn/labels/"}, "overlaps the reports prefix 'monitoring/churn/'"),
+        ({"ground_truth_prefix": "monitoring/"}, "overlaps the reports prefix 'monitoring/churn/'"),
     ],
 )
 def test_invalid_props_fail_at_synth(changes: dict[str, Any], message: str) -> None:
@@ -302,7 +333,8 @@ def test_an_endpoint_without_capture_cannot_be_watched() -> None:
         ({"data_capture_percent": 0}, "ground_truth_prefix", "needs data capture"),
         ({"ground_truth_delay_hours": -1}, "ground_truth_delay_hours", "must be 0 to 720"),
         ({"ground_truth_delay_hours": 721}, "ground_truth_delay_hours", "must be 0 to 720"),
-        ({"model_quality_schedule": "cron(0 0 * * ? *)"}, "model_quality_schedule", "must be hourly"),
+        ({"model_quality_schedule": "cron(0 0 * * ? *)"}, "model_quality_schedule", "evenly spaced hours"),
+        ({"model_quality_schedule": "cron(0 0/7 ? * * *)"}, "model_quality_schedule", "N dividing 24"),
     ],
 )
 def test_a_bad_model_quality_setting_fails_the_config_naming_the_field(

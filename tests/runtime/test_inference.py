@@ -111,11 +111,14 @@ def test_the_model_quality_monitor_finds_label_and_probability_in_a_single_row_a
     defaults = {f.name: f.default for f in dataclasses.fields(ModelQualityMonitorProps)}
     evaluate = load_script(SRC / "evaluate" / "evaluate.py", "evaluate_threshold_contract")
     assert defaults["probability_threshold"] == evaluate.THRESHOLD  # the baseline's threshold is the monitor's
-    for features, truth in zip(test_set[0][:20], test_set[1][:20], strict=True):
+    labels = set()
+    for features in test_set[0][:40]:
         answer = json.loads(_invoke(served, json.dumps({"instances": [features.tolist()]}), "application/json")[0])
         label, score = _at(answer, defaults["inference_attribute"]), _at(answer, defaults["probability_attribute"])
-        assert label in (0, 1) and truth in (0.0, 1.0)
+        assert isinstance(label, int) and isinstance(score, float)
         assert label == int(score >= defaults["probability_threshold"])
+        labels.add(label)
+    assert labels == {0, 1}  # both sides of the threshold were seen
 
 
 ROW = [1.0] * 30

@@ -5,7 +5,7 @@ would shadow the ``constructs`` library every CDK construct is built on).
 """
 
 from mlops_constructs._errors import PropsError
-from mlops_constructs._monitoring import MonitorProps, ScheduledMonitor
+from mlops_constructs._monitoring import MonitorProps, ScheduledMonitor, schedule_period_hours
 from mlops_constructs.alert_topic import AlertTopic, AlertTopicProps, SlackChannel
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
 from mlops_constructs.data_quality_monitor import (
@@ -119,6 +119,7 @@ __all__ = [
     "dead_letter_queue",
     "function_alarms",
     "is_monitoring_schedule",
+    "schedule_period_hours",
     "sklearn_image_uri",
     "source_tarball",
 ]

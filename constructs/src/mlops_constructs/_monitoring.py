@@ -72,15 +72,23 @@ def is_monitoring_schedule(expression: str) -> bool:
     return bool(_SCHEDULE.match(expression))
 
 
-def schedule_period_hours(expression: str) -> int:
-    """Hours between two runs of a monitoring schedule: 1 hourly, N for ``H/N``, 24 for a fixed hour."""
+def schedule_period_hours(expression: str) -> int | None:
+    """Hours between any two consecutive runs of a monitoring schedule, or None when they are uneven.
+
+    1 for hourly, 24 for a fixed hour, N for ``H/N`` when N divides 24 and H < N (the runs are then
+    N hours apart all day long). ``cron(0 0/7 ...)`` runs at 0, 7, 14 and 21 (the last gap is 3
+    hours), and ``cron(0 12/12 ...)`` reads as once a day in some cron dialects: None for both.
+    """
     match = _SCHEDULE.match(expression)
     if match is None:
         raise PropsError(f"not a monitoring schedule: {expression!r}")
     if match.group("hour") is None:
         return 1
     every = match.group("every")
-    return int(every) if every is not None else 24
+    if every is None:
+        return 24
+    hour, period = int(match.group("hour")), int(every)
+    return period if 24 % period == 0 and hour < period else None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ class ModelQualityMonitorProps(MonitorProps):
     """Props of :class:`ModelQualityMonitor`: those of every monitor (see :class:`MonitorProps`), and:
 
     Attributes:
+        schedule_expression: as for every monitor, but daily at midnight UTC by default
+            (``cron(0 0 ? * * *)``), and only at evenly spaced hours: each run analyzes the
+            period since the one before.
         ground_truth: the bucket the labels land in (its key encrypts them).
         ground_truth_prefix: their prefix in it, ending with ``/``; objects go under ``<prefix>yyyy/mm/dd/hh/``.
         ground_truth_delay: how long after a request its label is expected to have landed; each execution
@@ -71,6 +74,7 @@ class ModelQualityMonitorProps(MonitorProps):
             only). Default 0.5, the serving code's.
     """
 
+    schedule_expression: str = "cron(0 0 ? * * *)"
     ground_truth: Bucket
     ground_truth_prefix: str
     ground_truth_delay: cdk.Duration = field(default_factory=lambda: cdk.Duration.hours(24))
@@ -88,12 +92,29 @@ class ModelQualityMonitorProps(MonitorProps):
             raise PropsError("ground_truth_prefix must name a prefix of its own, got ''")
         capture = self.endpoint.data_capture
         assert capture is not None  # checked by MonitorProps
-        if self.ground_truth is capture.bucket and (
-            self.ground_truth_prefix.startswith(capture.prefix) or capture.prefix.startswith(self.ground_truth_prefix)
+        for bucket, prefix, what in (
+            (capture.bucket, capture.prefix, "the capture prefix"),
+            (self.reports, self.reports_prefix, "the reports prefix"),
         ):
+            if self.ground_truth is bucket and (
+                self.ground_truth_prefix.startswith(prefix) or prefix.startswith(self.ground_truth_prefix)
+            ):
+                raise PropsError(
+                    f"ground_truth_prefix {self.ground_truth_prefix!r} overlaps {what} {prefix!r} in the same "
+                    "bucket: labels must not mix with other objects, or the analyzer would read them as labels"
+                )
+        period = schedule_period_hours(self.schedule_expression)
+        if period is None:
             raise PropsError(
-                f"ground_truth_prefix {self.ground_truth_prefix!r} overlaps the capture prefix "
-                f"{capture.prefix!r} in the same bucket: labels and captured requests must not mix"
+                "a model-quality schedule must run at evenly spaced hours (hourly, once a day, or "
+                f"'cron(0 H/N ? * * *)' with N dividing 24 and H below N), got {self.schedule_expression!r}"
+            )
+        # Each execution runs a ground-truth merge job, then the analysis, within MaxRuntimeInSeconds;
+        # SageMaker documents at most 1800 seconds for an hourly schedule.
+        if period == 1 and self.max_runtime.to_seconds() > 1800:
+            raise PropsError(
+                "an hourly model-quality schedule allows a max runtime of at most 30 minutes (merge and analysis "
+                f"share it), got {self.max_runtime.to_seconds():g} seconds"
             )
         delay = float(self.ground_truth_delay.to_seconds(integral=False))
         if not delay.is_integer() or delay % 3600 or not 0 <= delay <= _MAX_DELAY_HOURS * 3600:
@@ -154,13 +175,18 @@ class ModelQualityMonitor(ScheduledMonitor):
     def __init__(self, scope: Construct, construct_id: str, props: ModelQualityMonitorProps) -> None:
         delay = int(props.ground_truth_delay.to_hours())
         window = schedule_period_hours(props.schedule_expression)
+        assert window is not None  # checked by the props
         self.window_start_offset = _offset(delay + window)
         self.window_end_offset = _offset(delay)
         self.ground_truth_uri = f"s3://{props.ground_truth.bucket.bucket_name}/{props.ground_truth_prefix}"
         super().__init__(scope, construct_id, props)
 
     def _grant_analysis_inputs(self) -> None:
-        self._props.ground_truth.grant_read(self.role, self._props.ground_truth_prefix)
+        """The labels, and the reports prefix: the merge job writes the joined records under
+        ``<reports>merge/`` and the analysis job reads them back from there."""
+        props = self._props
+        props.ground_truth.grant_read(self.role, props.ground_truth_prefix)
+        props.reports.grant_read(self.role, props.reports_prefix)
 
     def grant_ground_truth_write(self, grantee: iam.IGrantable) -> iam.Grant:
         """Lets a labelling process file labels under the ground-truth prefix (write only)."""
