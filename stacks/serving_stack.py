@@ -21,6 +21,7 @@ from constructs import Construct
 
 from compliance import nag
 from mlops_constructs import (
+    HOURLY_MAX_RUNTIME,
     AlertTopic,
     BlueGreenDeployment,
     DataCapture,
@@ -210,9 +211,10 @@ class ServingStack(cdk.Stack):
                 ground_truth=data.inference_capture,
                 ground_truth_prefix=serving.ground_truth_prefix,
                 ground_truth_delay=cdk.Duration.hours(serving.ground_truth_delay_hours),
-                # An hourly run shares at most 30 minutes between the merge and the analysis jobs.
-                max_runtime=cdk.Duration.minutes(
-                    30 if schedule_period_hours(serving.model_quality_schedule) == 1 else 50
+                max_runtime=(
+                    HOURLY_MAX_RUNTIME
+                    if schedule_period_hours(serving.model_quality_schedule) == 1
+                    else cdk.Duration.minutes(50)
                 ),
             ),
         )

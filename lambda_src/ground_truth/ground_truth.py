@@ -140,7 +140,7 @@ def main(argv: Sequence[str], s3: Any = None) -> int:
         return 2
     uri, path = argv
     try:
-        parse_uri(uri)
+        bucket, _ = parse_uri(uri)
         labels = read_csv(Path(path))
     except (BadLabels, OSError) as error:
         print(f"ground_truth: {error}", file=sys.stderr)
@@ -150,7 +150,7 @@ def main(argv: Sequence[str], s3: Any = None) -> int:
 
         s3 = boto3.client("s3")
     for key in file_labels(s3, uri, labels):
-        print(f"filed s3://{parse_uri(uri)[0]}/{key}")
+        print(f"filed s3://{bucket}/{key}")
     print(f"{len(labels)} labels filed")
     return 0
 

@@ -88,7 +88,6 @@ class ResponseNotSent(RuntimeError):
 
 @dataclass(frozen=True)
 class Baseline:
-    kind: str
     package_arn: str
     approval_status: str | None
     statistics_uri: str
@@ -191,7 +190,6 @@ def registered_baseline(arn: str, package: dict[str, Any], kind: str = DEFAULT_B
             "start for it; serve a version trained with the baseline, or turn that monitoring off"
         )
     return Baseline(
-        kind=kind,
         package_arn=arn,
         approval_status=package.get("ModelApprovalStatus"),
         statistics_uri=baseline_uri(arn, kind, quality, "Statistics"),

@@ -29,7 +29,8 @@ from mlops_constructs import (
     SecureKey,
     SecureKeyProps,
 )
-from mlops_constructs.data_quality_monitor import METRIC_NAMESPACE, _group_versions
+from mlops_constructs._monitoring import METRIC_NAMESPACE
+from mlops_constructs._monitoring import group_versions as _group_versions
 from stacks.config import ConfigError
 from stacks.environments import ENVIRONMENTS
 from tests.infra.conftest import Estate, new_stack

@@ -5,15 +5,16 @@ would shadow the ``constructs`` library every CDK construct is built on).
 """
 
 from mlops_constructs._errors import PropsError
-from mlops_constructs._monitoring import MonitorProps, ScheduledMonitor, schedule_period_hours
+from mlops_constructs._monitoring import (
+    MonitoringCode,
+    MonitorProps,
+    ScheduledMonitor,
+    is_monitoring_schedule,
+    schedule_period_hours,
+)
 from mlops_constructs.alert_topic import AlertTopic, AlertTopicProps, SlackChannel
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
-from mlops_constructs.data_quality_monitor import (
-    DataQualityMonitor,
-    DataQualityMonitorProps,
-    MonitoringCode,
-    is_monitoring_schedule,
-)
+from mlops_constructs.data_quality_monitor import DataQualityMonitor, DataQualityMonitorProps
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_dashboard import ModelDashboard, ModelDashboardProps
 from mlops_constructs.model_endpoint import (
@@ -28,7 +29,7 @@ from mlops_constructs.model_endpoint import (
     ServerlessCapacity,
     Variant,
 )
-from mlops_constructs.model_quality_monitor import ModelQualityMonitor, ModelQualityMonitorProps
+from mlops_constructs.model_quality_monitor import HOURLY_MAX_RUNTIME, ModelQualityMonitor, ModelQualityMonitorProps
 from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry, ModelRegistryProps
 from mlops_constructs.prediction_api import (
     ApiAlarms,
@@ -64,6 +65,7 @@ from mlops_constructs.training_pipeline import (
 )
 
 __all__ = [
+    "HOURLY_MAX_RUNTIME",
     "AlertTopic",
     "AlertTopicProps",
     "ApiAlarms",

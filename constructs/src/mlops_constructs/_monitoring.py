@@ -275,7 +275,7 @@ class ScheduledMonitor(Construct):
             "Baseline",
             service_token=self.baseline_function.function_arn,
             resource_type=self.BASELINE_RESOURCE_TYPE,
-            properties=self._baseline_properties(),
+            properties={"ModelPackageArn": props.model_package_arn, "Baseline": self.BASELINE},
         )
         self.statistics_uri = self.baseline.get_att_string("StatisticsUri")
         self.constraints_uri = self.baseline.get_att_string("ConstraintsUri")
@@ -324,9 +324,6 @@ class ScheduledMonitor(Construct):
         self.alarms = self._alarms()
 
     # -- what subclasses say ------------------------------------------------------------
-
-    def _baseline_properties(self) -> dict[str, str]:
-        return {"ModelPackageArn": self._props.model_package_arn, "Baseline": self.BASELINE}
 
     def _prepare(self) -> None:
         """Resources the schedule refers to, made before the role's grants."""

@@ -24,25 +24,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlops_constructs._monitoring import (
-    METRIC_NAMESPACE,
-    PROCESSING,
-    MonitoringCode,
-    MonitorProps,
-    ScheduledMonitor,
-    is_monitoring_schedule,
-)
-from mlops_constructs._monitoring import group_versions as _group_versions
-
-__all__ = [
-    "ANALYZER_NAMESPACE",
-    "METRIC_NAMESPACE",
-    "DataQualityMonitor",
-    "DataQualityMonitorProps",
-    "MonitoringCode",
-    "_group_versions",
-    "is_monitoring_schedule",
-]
+from mlops_constructs._monitoring import PROCESSING, MonitorProps, ScheduledMonitor
 
 #: Where the analyzer publishes its per-feature drift metrics.
 ANALYZER_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"

@@ -51,6 +51,9 @@ ANALYZER_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 PROBLEM_TYPES = ("BinaryClassification", "MulticlassClassification", "Regression")
 #: At most what SageMaker's time offsets express in their 15 characters, and sensible for labels: 30 days.
 _MAX_DELAY_HOURS = 30 * 24
+#: The longest run of an hourly schedule: SageMaker shares an execution's runtime between the
+#: ground-truth merge job and the analysis, and documents at most 1800 seconds when hourly.
+HOURLY_MAX_RUNTIME = cdk.Duration.minutes(30)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,9 +112,7 @@ class ModelQualityMonitorProps(MonitorProps):
                 "a model-quality schedule must run at evenly spaced hours (hourly, once a day, or "
                 f"'cron(0 H/N ? * * *)' with N dividing 24 and H below N), got {self.schedule_expression!r}"
             )
-        # Each execution runs a ground-truth merge job, then the analysis, within MaxRuntimeInSeconds;
-        # SageMaker documents at most 1800 seconds for an hourly schedule.
-        if period == 1 and self.max_runtime.to_seconds() > 1800:
+        if period == 1 and self.max_runtime.to_seconds() > HOURLY_MAX_RUNTIME.to_seconds():
             raise PropsError(
                 "an hourly model-quality schedule allows a max runtime of at most 30 minutes (merge and analysis "
                 f"share it), got {self.max_runtime.to_seconds():g} seconds"
