@@ -5,6 +5,19 @@ functions per request. Requests are JSON (``{"instances": [[f1, f2, ...], ...]}`
 or a bare list of rows) or CSV (one row per line, no header). Bad requests
 raise :class:`InvalidRequest` with a message that says what is wrong and
 where; nothing is guessed or silently dropped.
+
+The answer depends on the problem type in ``model_metadata.json`` (a model
+without one is a binary classifier). JSON answers are
+``{"predictions": [row, ...]}`` with one row per request row:
+
+* ``binary_classification``: ``{"label": 0 or 1, "score": positive-class probability}``
+  (label 1 from a score of 0.5);
+* ``multiclass_classification``: ``{"label": class, "score": its probability,
+  "scores": [probability of each class, in class order]}``;
+* ``regression``: ``{"value": prediction}``.
+
+CSV answers hold one line per row: ``label,score`` for a classifier,
+``value`` for a regression.
 """
 
 from __future__ import annotations
@@ -24,6 +37,8 @@ LOG = logging.getLogger("inference")
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model_metadata.json"
 MAX_ROWS = 1000
+THRESHOLD = 0.5
+PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
 
 
 class InvalidRequest(ValueError):
@@ -35,17 +50,22 @@ class InvalidRequest(ValueError):
 
 
 class Model:
-    """The fitted estimator with the feature count it was trained on."""
+    """The fitted estimator with the feature count and problem type it was trained for."""
 
-    def __init__(self, estimator: Any, n_features: int) -> None:
+    def __init__(self, estimator: Any, n_features: int, problem_type: str = "binary_classification") -> None:
+        if problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"problem type must be one of {', '.join(PROBLEM_TYPES)}, got {problem_type!r}")
         self.estimator = estimator
         self.n_features = n_features
+        self.problem_type = problem_type
 
 
 def model_fn(model_dir: str) -> Model:
     directory = Path(model_dir)
     metadata = json.loads((directory / METADATA_FILE).read_text())
-    return Model(joblib.load(directory / MODEL_FILE), int(metadata["n_features"]))
+    # Models trained before problem types existed are binary classifiers and say nothing of it.
+    problem_type = str(metadata.get("problem_type", "binary_classification"))
+    return Model(joblib.load(directory / MODEL_FILE), int(metadata["n_features"]), problem_type)
 
 
 def _rows_from_json(body: str) -> list[Any]:
@@ -103,22 +123,52 @@ def input_fn(request_body: str | bytes, request_content_type: str) -> np.ndarray
 
 
 def predict_fn(input_data: np.ndarray, model: Model) -> dict[str, list[Any]]:
+    """The answer's columns, for ``output_fn``: see ``_predict``."""
     if input_data.shape[1] != model.n_features:
         raise InvalidRequest(f"each row needs {model.n_features} features, got {input_data.shape[1]}")
-    scores = model.estimator.predict_proba(input_data)[:, 1]
-    labels = (scores >= 0.5).astype(int)
-    LOG.info("predicted %d rows", len(labels))
-    return {"labels": labels.tolist(), "scores": [round(float(s), 6) for s in scores]}
+    prediction = _predict(input_data, model)
+    LOG.info("predicted %d rows", input_data.shape[0])
+    return prediction
 
 
-def output_fn(prediction: dict[str, list[Any]], accept: str) -> tuple[str, str]:
-    accept_type = (accept or "application/json").split(";")[0].strip().lower()
+def _predict(input_data: np.ndarray, model: Model) -> dict[str, list[Any]]:
+    """``values`` of a regression, or a classifier's ``labels`` and ``scores`` (multiclass: and ``class_scores``)."""
+    if model.problem_type == "regression":
+        return {"values": [float(value) for value in model.estimator.predict(input_data)]}
+    probabilities = model.estimator.predict_proba(input_data)
+    if model.problem_type == "binary_classification":
+        scores = probabilities[:, 1]
+        labels = (scores >= THRESHOLD).astype(int)
+        return {"labels": labels.tolist(), "scores": [round(float(s), 6) for s in scores]}
+    best = np.argmax(probabilities, axis=1)
+    classes = [int(label) for label in model.estimator.classes_]
+    return {
+        "labels": [classes[index] for index in best],
+        "scores": [round(float(row[index]), 6) for row, index in zip(probabilities, best, strict=True)],
+        "class_scores": [[round(float(p), 6) for p in row] for row in probabilities],
+    }
+
+
+def _answer_rows(prediction: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    if "values" in prediction:
+        return [{"value": value} for value in prediction["values"]]
     rows = [
         {"label": label, "score": score}
         for label, score in zip(prediction["labels"], prediction["scores"], strict=True)
     ]
+    if "class_scores" in prediction:
+        for row, scores in zip(rows, prediction["class_scores"], strict=True):
+            row["scores"] = scores
+    return rows
+
+
+def output_fn(prediction: dict[str, list[Any]], accept: str) -> tuple[str, str]:
+    accept_type = (accept or "application/json").split(";")[0].strip().lower()
+    rows = _answer_rows(prediction)
     if accept_type in ("application/json", "*/*"):
         return json.dumps({"predictions": rows}), "application/json"
     if accept_type == "text/csv":
+        if "values" in prediction:
+            return "".join(f"{row['value']}\n" for row in rows), "text/csv"
         return "".join(f"{row['label']},{row['score']}\n" for row in rows), "text/csv"
     raise InvalidRequest(f"accept type {accept!r} is not supported; use application/json or text/csv", status_code=406)

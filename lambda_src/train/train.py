@@ -4,9 +4,22 @@ SageMaker runs this as the entry point with the hyperparameters as
 ``--name value`` arguments, the data channels in ``SM_CHANNEL_TRAIN`` and
 ``SM_CHANNEL_VALIDATION`` (CSV, label first, no header) and the model
 directory in ``SM_MODEL_DIR``; whatever is written there becomes
-``model.tar.gz``. The validation score is printed as
-``validation:auc=<value>`` for the job's metric definitions (and for
-hyperparameter tuning's objective).
+``model.tar.gz``: ``model.joblib``, ``model_metadata.json`` (feature count,
+``problem_type``, a classifier's ``classes``, the validation metrics and the
+hyperparameters) and ``code/inference.py``.
+
+``--problem-type`` picks the model: a standardized L2 logistic regression
+(``C=c``) for ``binary_classification`` and ``multiclass_classification``
+(multinomial), a standardized ridge regression (``alpha=1/c``) for
+``regression``, so that ``--c`` is the inverse regularisation strength for
+every problem type and one tuning range fits them all.
+
+Every metric of the problem type's catalogue (the one the evaluation step
+reports) is printed on the validation channel as one line
+``validation:<metric>=<value>`` (``%g``-style numbers: a sign, digits, a
+point, an exponent) for the job's metric definitions, which match
+``validation:<metric>=([-+0-9.eE]+)``, and for hyperparameter tuning's
+objective.
 
 Serving code travels inside the model: the step's source directory holds
 ``inference.py`` beside this file, and training copies it to
@@ -18,7 +31,8 @@ download of code at start-up.
 Checkpoints: with managed spot training the job may be interrupted; the
 model here trains in seconds, so it restarts from scratch rather than from
 ``/opt/ml/checkpoints``, but it writes its finished model there too, so a
-restarted job that finds one skips the work.
+restarted job that finds one trained with the same hyperparameters (the
+problem type among them) skips the work.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -39,6 +54,26 @@ MODEL_FILE = "model.joblib"
 METADATA_FILE = "model_metadata.json"
 SERVING_DIR = "code"
 SERVING_SCRIPT = "inference.py"
+PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
+#: The metrics of each problem type and whether higher is better: the evaluation step's table (a test holds both).
+METRICS: dict[str, dict[str, str]] = {
+    "binary_classification": {
+        "auc": "maximize",
+        "accuracy": "maximize",
+        "precision": "maximize",
+        "recall": "maximize",
+        "f1": "maximize",
+    },
+    "multiclass_classification": {
+        "accuracy": "maximize",
+        "weighted_f1": "maximize",
+        "weighted_precision": "maximize",
+        "weighted_recall": "maximize",
+        "log_loss": "minimize",
+    },
+    "regression": {"mse": "minimize", "rmse": "minimize", "mae": "minimize", "r2": "maximize"},
+}
+THRESHOLD = 0.5
 
 
 class TrainingError(ValueError):
@@ -53,17 +88,89 @@ def read_channel(directory: Path) -> tuple[np.ndarray, np.ndarray]:
     return table[:, 1:], table[:, 0]
 
 
-def build_model(c: float, max_iter: int, seed: int) -> object:
-    """Standardize, then L2 logistic regression: calibrated scores, fast, explainable coefficients."""
-    from sklearn.linear_model import LogisticRegression
+def build_model(c: float, max_iter: int, seed: int, problem_type: str = "binary_classification") -> object:
+    """Standardize, then an L2-regularised linear model: fast, explainable coefficients.
+
+    Classifiers get logistic regression (calibrated scores; multinomial when there are more than two
+    classes, scikit-learn's default); a regression gets ridge with ``alpha = 1 / c``.
+    """
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if problem_type not in PROBLEM_TYPES:
+        raise TrainingError(f"problem type must be one of {', '.join(PROBLEM_TYPES)}, got {problem_type!r}")
     if c <= 0:
         raise TrainingError(f"hyperparameter c must be positive, got {c}")
     if max_iter < 1:
         raise TrainingError(f"hyperparameter max-iter must be at least 1, got {max_iter}")
+    if problem_type == "regression":
+        return make_pipeline(StandardScaler(), Ridge(alpha=1.0 / c, max_iter=max_iter, random_state=seed))
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, random_state=seed))
+
+
+def check_labels(problem_type: str, y_train: np.ndarray, y_val: np.ndarray) -> list[int] | None:
+    """The classes a classifier learns (0..K-1, exactly 0 and 1 when binary), or None for a regression."""
+    if problem_type == "regression":
+        for name, labels in (("train", y_train), ("validation", y_val)):
+            if not np.isfinite(labels).all():
+                raise TrainingError(f"regression labels must be finite, {name} has {labels[~np.isfinite(labels)][0]}")
+        return None
+    for name, labels in (("train", y_train), ("validation", y_val)):
+        bad = labels[(labels != np.round(labels)) | (labels < 0)]
+        if bad.size:
+            raise TrainingError(f"{problem_type} labels must be integers 0..K-1, {name} has {bad[0]:g}")
+    classes = sorted(int(label) for label in np.unique(y_train))
+    if problem_type == "binary_classification" and classes != [0, 1]:
+        raise TrainingError(f"binary labels expected, train has classes {classes}")
+    if len(classes) < 2 or classes != list(range(len(classes))):
+        raise TrainingError(f"{problem_type} labels must be 0..K-1 with K >= 2, train has classes {classes}")
+    unknown = sorted({int(label) for label in np.unique(y_val)} - set(classes))
+    if unknown:
+        raise TrainingError(f"validation has classes {unknown} that train lacks (train has {classes})")
+    return classes
+
+
+def score(problem_type: str, model: object, features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The problem type's metrics, computed as the evaluation step computes them."""
+    from sklearn import metrics
+
+    if problem_type == "regression":
+        predicted = model.predict(features)  # type: ignore[attr-defined]
+        mse = float(metrics.mean_squared_error(labels, predicted))
+        return {
+            "mse": mse,
+            "rmse": math.sqrt(mse),
+            "mae": float(metrics.mean_absolute_error(labels, predicted)),
+            "r2": float(metrics.r2_score(labels, predicted)),
+        }
+    probabilities = model.predict_proba(features)  # type: ignore[attr-defined]
+    classes = model.classes_  # type: ignore[attr-defined]
+    if problem_type == "binary_classification":
+        positive = probabilities[:, 1]
+        predicted = (positive >= THRESHOLD).astype(int)
+        return {
+            "auc": float(metrics.roc_auc_score(labels, positive)),
+            "accuracy": float(metrics.accuracy_score(labels, predicted)),
+            "precision": float(metrics.precision_score(labels, predicted, zero_division=0)),
+            "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
+            "f1": float(metrics.f1_score(labels, predicted, zero_division=0)),
+        }
+    predicted = classes[np.argmax(probabilities, axis=1)]
+    return {
+        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        "weighted_f1": float(metrics.f1_score(labels, predicted, average="weighted", zero_division=0)),
+        "weighted_precision": float(metrics.precision_score(labels, predicted, average="weighted", zero_division=0)),
+        "weighted_recall": float(metrics.recall_score(labels, predicted, average="weighted", zero_division=0)),
+        "log_loss": float(metrics.log_loss(labels, probabilities, labels=classes)),
+    }
+
+
+def metric_line(name: str, value: float) -> str:
+    """One metric as the job's metric definitions read it: ``validation:<name>=([-+0-9.eE]+)``."""
+    if not math.isfinite(value):
+        raise TrainingError(f"validation {name} must be a finite number, got {value}")
+    return f"validation:{name}={value:.10g}"
 
 
 def add_serving_code(model_dir: Path, inference_code: Path) -> None:
@@ -75,30 +182,45 @@ def add_serving_code(model_dir: Path, inference_code: Path) -> None:
 
 
 def train(
-    train_dir: Path, validation_dir: Path, model_dir: Path, *, c: float, max_iter: int, seed: int
+    train_dir: Path,
+    validation_dir: Path,
+    model_dir: Path,
+    *,
+    c: float,
+    max_iter: int,
+    seed: int,
+    problem_type: str = "binary_classification",
 ) -> dict[str, float]:
-    from sklearn.metrics import roc_auc_score
-
     x_train, y_train = read_channel(train_dir)
     x_val, y_val = read_channel(validation_dir)
     if x_train.shape[1] != x_val.shape[1]:
         raise TrainingError(f"train has {x_train.shape[1]} features, validation {x_val.shape[1]}")
-    if len(np.unique(y_train)) != 2:
-        raise TrainingError(f"binary labels expected, train has classes {np.unique(y_train).tolist()}")
-    model = build_model(c, max_iter, seed)
-    model.fit(x_train, y_train)  # type: ignore[attr-defined]
-    auc = float(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]))  # type: ignore[attr-defined]
+    classes = check_labels(problem_type, y_train, y_val)
+    model = build_model(c, max_iter, seed, problem_type)
+    # A classifier learns integer classes, so that its predictions are the labels the endpoint answers.
+    model.fit(x_train, y_train if classes is None else y_train.astype(int))  # type: ignore[attr-defined]
+    validation = score(problem_type, model, x_val, y_val if classes is None else y_val.astype(int))
+    lines = [metric_line(name, validation[name]) for name in METRICS[problem_type]]
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / MODEL_FILE)
-    metadata = {
+    metadata: dict[str, object] = {
         "n_features": int(x_train.shape[1]),
-        "classes": [0, 1],
-        "validation_auc": auc,
-        "hyperparameters": {"c": c, "max_iter": max_iter, "seed": seed},
+        "problem_type": problem_type,
+        "validation_metrics": validation,
+        "hyperparameters": hyperparameters_of(c, max_iter, seed, problem_type),
     }
+    if classes is not None:
+        metadata["classes"] = classes
+    if problem_type == "binary_classification":
+        metadata["validation_auc"] = validation["auc"]
     (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
-    print(f"validation:auc={auc:.6f}")
-    return {"validation_auc": auc}
+    print("\n".join(lines))
+    return validation
+
+
+def hyperparameters_of(c: float, max_iter: int, seed: int, problem_type: str) -> dict[str, object]:
+    """What makes two training runs the same run: a checkpoint is reused only for an equal set."""
+    return {"c": c, "max_iter": max_iter, "seed": seed, "problem_type": problem_type}
 
 
 def finished_checkpoint(checkpoint_dir: Path, hyperparameters: dict[str, object]) -> dict[str, object] | None:
@@ -123,6 +245,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--c", type=float, default=1.0)
     parser.add_argument("--max-iter", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--problem-type", choices=PROBLEM_TYPES, default="binary_classification")
     parser.add_argument("--train", type=Path, default=Path(env.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train")))
     parser.add_argument(
         "--validation", type=Path, default=Path(env.get("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation"))
@@ -138,7 +261,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    hyperparameters = {"c": args.c, "max_iter": args.max_iter, "seed": args.seed}
+    hyperparameters = hyperparameters_of(args.c, args.max_iter, args.seed, args.problem_type)
     finished = finished_checkpoint(args.checkpoint_dir, hyperparameters)
     if finished is not None:
         LOG.info("found a finished model in %s from an interrupted run; reusing it", args.checkpoint_dir)
@@ -146,10 +269,20 @@ def main(argv: list[str] | None = None) -> int:
         for name in (MODEL_FILE, METADATA_FILE):
             shutil.copy2(args.checkpoint_dir / name, args.model_dir / name)
         add_serving_code(args.model_dir, args.inference_code)
-        print(f"validation:auc={finished['validation_auc']:.6f}")  # the objective, as a fresh run reports it
+        validation: dict[str, float] = finished["validation_metrics"]  # type: ignore[assignment]
+        # The objective and the other metrics, as a fresh run reports them.
+        print("\n".join(metric_line(name, validation[name]) for name in METRICS[args.problem_type]))
         return 0
     try:
-        train(args.train, args.validation, args.model_dir, c=args.c, max_iter=args.max_iter, seed=args.seed)
+        train(
+            args.train,
+            args.validation,
+            args.model_dir,
+            c=args.c,
+            max_iter=args.max_iter,
+            seed=args.seed,
+            problem_type=args.problem_type,
+        )
         add_serving_code(args.model_dir, args.inference_code)
     except TrainingError as error:
         LOG.error("training failed: %s", error)

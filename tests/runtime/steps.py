@@ -2,14 +2,18 @@
 
 No AWS and no aws_cdk here: preprocess -> train -> evaluate run as
 subprocesses (their real entry points) on temporary directories shaped like
-``/opt/ml/processing`` and ``/opt/ml``, on the data set bundled with
-scikit-learn. The chain runs once per test session (the ``training_run``
-fixture in ``tests/conftest.py``, shared with the pipeline contract tests).
+``/opt/ml/processing`` and ``/opt/ml``, on a data set bundled with
+scikit-learn: breast-cancer for a binary classifier, wine for a multiclass
+one, diabetes for a regression. The chain runs at most once per test session
+and problem type, on first use (the ``training_runs`` fixture in
+``tests/conftest.py``; ``training_run`` is the binary one, shared with the
+pipeline contract tests).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +22,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -26,6 +31,26 @@ SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 
 #: What the training job's source directory holds (see the pipeline construct's sourcedir.tar.gz).
 TRAINING_SOURCES = ("train/train.py", "inference/inference.py")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem type, the bundled data set the chain learns it on and the metric its gate compares."""
+
+    problem_type: str
+    bundled_dataset: str
+    gate_metric: str
+
+
+PROBLEMS = {
+    problem.problem_type: problem
+    for problem in (
+        Problem("binary_classification", "breast-cancer", "auc"),
+        Problem("multiclass_classification", "wine", "weighted_f1"),
+        Problem("regression", "diabetes", "rmse"),
+    )
+}
+PROBLEM_TYPES = tuple(PROBLEMS)
 
 
 def load_script(path: Path, name: str) -> ModuleType:
@@ -84,21 +109,64 @@ class TrainingRun:
     artifact: Path
     evaluation_dir: Path
     train_stdout: str
+    problem_type: str
+    gate_metric: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The evaluation step's evaluation.json."""
+        report: dict[str, Any] = json.loads((self.evaluation_dir / "evaluation.json").read_text())
+        return report
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The candidate's test-set metrics, by name."""
+        return {name: m["value"] for name, m in self.report[f"{self.problem_type}_metrics"].items()}
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The preprocessing step's data_manifest.json."""
+        manifest: dict[str, Any] = json.loads((self.processing / "manifest" / "data_manifest.json").read_text())
+        return manifest
 
 
-def run_training_chain(tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
-    base = tmp_path_factory.mktemp("sagemaker")
+def evaluate_model(
+    artifact: Path, test_dir: Path, output_dir: Path, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    """The evaluation step on ``artifact``, writing under ``output_dir`` (its report and predictions/)."""
+    return run_step(
+        "evaluate/evaluate.py",
+        "--model-artifact",
+        str(artifact),
+        "--test-dir",
+        str(test_dir),
+        "--output-dir",
+        str(output_dir),
+        "--predictions-dir",
+        str(output_dir / "predictions"),
+        *arguments,
+    )
+
+
+def run_training_chain(
+    tmp_path_factory: pytest.TempPathFactory, problem_type: str = "binary_classification"
+) -> TrainingRun:
+    problem = PROBLEMS[problem_type]
+    base = tmp_path_factory.mktemp(f"sagemaker-{problem_type}")
     processing = base / "processing"
     pre = run_step(
         "preprocess/preprocess.py",
         "--bundled-dataset",
+        problem.bundled_dataset,
+        "--problem-type",
+        problem_type,
         "--input-dir",
         str(processing / "input" / "data"),
         "--output-base",
         str(processing),
     )
     assert pre.returncode == 0, pre.stderr
-    training = train_model(processing, base / "ml")
+    training = train_model(processing, base / "ml", "--problem-type", problem_type)
     assert training.returncode == 0, training.stderr
     artifact = package_model(base / "ml" / "model", processing / "model" / "model.tar.gz")
     evaluation = run_step(
@@ -113,6 +181,31 @@ def run_training_chain(tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
         str(processing / "evaluation"),
         "--predictions-dir",
         str(processing / "predictions"),
+        "--problem-type",
+        problem_type,
+        "--gate-metric",
+        problem.gate_metric,
     )
     assert evaluation.returncode == 0, evaluation.stderr
-    return TrainingRun(processing, base / "ml" / "model", artifact, processing / "evaluation", training.stdout)
+    return TrainingRun(
+        processing,
+        base / "ml" / "model",
+        artifact,
+        processing / "evaluation",
+        training.stdout,
+        problem_type,
+        problem.gate_metric,
+    )
+
+
+class TrainingRuns:
+    """The chain of each problem type, run on first use and kept for the session (2 cores: run nothing twice)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp_path_factory = tmp_path_factory
+        self._runs: dict[str, TrainingRun] = {}
+
+    def __getitem__(self, problem_type: str) -> TrainingRun:
+        if problem_type not in self._runs:
+            self._runs[problem_type] = run_training_chain(self._tmp_path_factory, problem_type)
+        return self._runs[problem_type]

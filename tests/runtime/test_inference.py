@@ -1,4 +1,4 @@
-"""inference.py serves predictions from the exact artifact the training step produced."""
+"""inference.py serves predictions from the exact artifact the training step produced, for every problem type."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.runtime.steps import SRC, TrainingRun, load_script
+from tests.runtime.steps import SRC, TrainingRun, load_script, package_model
 
 
 def _load_inference(path: Path = SRC / "inference" / "inference.py") -> ModuleType:
@@ -163,3 +163,130 @@ def test_unsupported_accept_type_is_refused(served: Any) -> None:
 def test_model_fn_needs_the_metadata_written_by_training(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         inference.model_fn(str(tmp_path))
+
+
+# -- every problem type, served from its packaged model.tar.gz with the code it ships ---------------------------
+
+#: The keys of one answer row, per problem type.
+ANSWER_KEYS = {
+    "binary_classification": {"label", "score"},
+    "multiclass_classification": {"label", "score", "scores"},
+    "regression": {"value"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """A problem type's model as the container serves it: the artifact's own code, its own model."""
+
+    run: TrainingRun
+    code: ModuleType
+    model: Any
+    features: np.ndarray
+    labels: np.ndarray
+
+    def answer(self, body: str, content_type: str = "application/json", accept: str = "application/json") -> str:
+        """The answer's body, through the shipped code's four functions as the container calls them."""
+        code = self.code
+        text: str = code.output_fn(code.predict_fn(code.input_fn(body, content_type), self.model), accept)[0]
+        return text
+
+
+@pytest.fixture(scope="module")
+def served_problem(problem_run: TrainingRun, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    directory = tmp_path_factory.mktemp(f"model_dir_{problem_run.problem_type}")
+    with tarfile.open(problem_run.artifact) as archive:
+        archive.extractall(directory, filter="data")
+    code = _load_inference(directory / "code" / "inference.py")
+    table = np.loadtxt(problem_run.processing / "test" / "test.csv", delimiter=",")
+    return Served(problem_run, code, code.model_fn(str(directory)), table[:, 1:], table[:, 0])
+
+
+def test_each_artifact_ships_the_serving_code_and_answers_in_its_format(served_problem: Served) -> None:
+    shipped = served_problem.code.__file__
+    assert shipped is not None and Path(shipped).read_bytes() == (SRC / "inference" / "inference.py").read_bytes()
+    problem_type = served_problem.run.problem_type
+    assert served_problem.model.problem_type == problem_type
+    rows = json.loads(served_problem.answer(json.dumps({"instances": served_problem.features.tolist()})))
+    predictions = rows["predictions"]
+    assert len(predictions) == len(served_problem.labels)
+    assert all(set(row) == ANSWER_KEYS[problem_type] for row in predictions)
+    labels = served_problem.labels
+    if problem_type == "regression":
+        values = np.array([row["value"] for row in predictions])
+        assert all(isinstance(row["value"], float) for row in predictions)
+        r2 = 1 - ((labels - values) ** 2).sum() / ((labels - labels.mean()) ** 2).sum()
+        assert r2 > 0.3
+        return
+    assert all(isinstance(row["label"], int) and isinstance(row["score"], float) for row in predictions)
+    assert (np.array([row["label"] for row in predictions]) == labels).mean() > 0.9
+    if problem_type == "binary_classification":
+        assert all(row["label"] == int(row["score"] >= 0.5) for row in predictions)
+        return
+    classes = served_problem.run.manifest["classes"]
+    for row in predictions:
+        assert len(row["scores"]) == len(classes) and all(isinstance(p, float) for p in row["scores"])
+        assert abs(sum(row["scores"]) - 1.0) < 1e-5
+        assert row["label"] == classes[int(np.argmax(row["scores"]))] and row["score"] == max(row["scores"])
+
+
+def test_the_endpoint_answers_what_the_evaluation_step_scored(served_problem: Served) -> None:
+    """predictions.csv is the model-quality baseline: it must hold the answers the endpoint gives."""
+    predictions = served_problem.run.processing / "predictions" / "predictions.csv"
+    table = np.loadtxt(predictions, delimiter=",", skiprows=1)
+    answers = json.loads(served_problem.answer(json.dumps(served_problem.features.tolist())))["predictions"]
+    if served_problem.run.problem_type == "regression":
+        np.testing.assert_allclose([row["value"] for row in answers], table[:, 1], rtol=1e-9)
+        return
+    np.testing.assert_array_equal([row["label"] for row in answers], table[:, 2])
+    np.testing.assert_allclose([row["score"] for row in answers], table[:, 1], atol=1e-6)
+
+
+def test_csv_answers_match_the_json_answers(served_problem: Served) -> None:
+    features = served_problem.features[:5]
+    csv_body = "\n".join(",".join(repr(float(v)) for v in row) for row in features)
+    text = served_problem.answer(csv_body, "text/csv", "text/csv")
+    as_json = json.loads(served_problem.answer(json.dumps(features.tolist())))["predictions"]
+    if served_problem.run.problem_type == "regression":
+        assert text == "".join(f"{p['value']}\n" for p in as_json)
+        assert [float(line) for line in text.splitlines()] == [p["value"] for p in as_json]
+    else:
+        assert text == "".join(f"{p['label']},{p['score']}\n" for p in as_json)
+
+
+def test_each_model_checks_its_own_feature_count(served_problem: Served) -> None:
+    features = len(served_problem.run.manifest["feature_names"])
+    with pytest.raises(served_problem.code.InvalidRequest, match=f"each row needs {features} features, got 31") as bad:
+        served_problem.answer(json.dumps([[1.0] * 31]))
+    assert bad.value.status_code == 400
+    with pytest.raises(served_problem.code.InvalidRequest, match="accept type 'application/xml'") as refused:
+        served_problem.answer(json.dumps([[1.0] * features]), accept="application/xml")
+    assert refused.value.status_code == 406
+
+
+def test_a_model_trained_before_problem_types_is_served_as_a_binary_classifier(
+    training_run: TrainingRun, served: Any, tmp_path: Path
+) -> None:
+    """Older artifacts' metadata names no problem type: they keep loading, and answer as before."""
+    model_dir = tmp_path / "model"
+    with tarfile.open(training_run.artifact) as archive:
+        archive.extractall(model_dir, filter="data")
+    metadata = json.loads((model_dir / "model_metadata.json").read_text())
+    older = {key: metadata[key] for key in ("n_features", "classes", "validation_auc", "hyperparameters")}
+    older["hyperparameters"] = {k: v for k, v in older["hyperparameters"].items() if k != "problem_type"}
+    (model_dir / "model_metadata.json").write_text(json.dumps(older))
+    model = inference.model_fn(str(model_dir))
+    assert model.problem_type == "binary_classification"
+    body = json.dumps([[1.0] * 30, [0.0] * 30])
+    assert _invoke(model, body, "application/json") == _invoke(served, body, "application/json")
+    evaluate = load_script(SRC / "evaluate" / "evaluate.py", "evaluate_older_model")
+    older_artifact = package_model(model_dir, tmp_path / "older" / "model.tar.gz")
+    assert evaluate.load_model(older_artifact).problem_type == "binary_classification"
+
+
+def test_a_single_row_answer_holds_the_prediction_where_the_monitor_reads_it(served_problem: Served) -> None:
+    """The model-quality monitor reads ``predictions[0].value`` of a regression, ``predictions[0].label`` else."""
+    answer = json.loads(served_problem.answer(json.dumps({"instances": [served_problem.features[0].tolist()]})))
+    attribute = "predictions[0].value" if served_problem.run.problem_type == "regression" else "predictions[0].label"
+    value = _at(answer, attribute)
+    assert isinstance(value, float if served_problem.run.problem_type == "regression" else int)
