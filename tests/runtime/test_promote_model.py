@@ -1,8 +1,9 @@
 """The promote-model Lambda, run on a recorded approval event against AWS stubbed at the boto3 clients.
 
 The function runs in the environment it deploys to: dev's copy handles the
-registry's event, staging's copy the same event forwarded to its bus. Each
-test hands the handler real cloudformation and sns clients wrapped in
+registry's event, staging's copy the same event forwarded to its bus. One
+copy promotes every model of its environment (MODELS), each into the serving
+stack its name makes (STACK_NAME_FORMAT). Each test hands the handler real cloudformation and sns clients wrapped in
 botocore's Stubber (through its lazily created module clients), so every
 call is checked against the service model and the expected parameters.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -23,20 +25,26 @@ from botocore.stub import ANY, Stubber
 
 from tests.runtime.steps import SRC, load_script
 
-GROUP = "mlops-dev-breast-cancer"
 REGISTRY = "111111111111"
+MODEL = "breast-cancer"
+GROUP = f"mlops-dev-{MODEL}"
 ARN = f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/{GROUP}/7"
 PREVIOUS_ARN = f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/{GROUP}/6"
-STACK = "mlops-staging-serving"
+STACK = f"mlops-staging-{MODEL}-serving"
 STACK_ID = f"arn:aws:cloudformation:eu-west-1:222222222222:stack/{STACK}/1a2b3c40-b8f1-11f0-9b4f-0a1b2c3d4e5f"
+#: The estate's second model: the same function promotes it, into a serving stack of its own.
+WINE = "wine-cultivar"
+WINE_GROUP = f"mlops-dev-{WINE}"
+WINE_ARN = f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/{WINE_GROUP}/3"
+WINE_STACK = f"mlops-staging-{WINE}-serving"
 TOPIC = "arn:aws:sns:eu-west-1:222222222222:mlops-staging-model-promotion"
-#: Staging's copy of the function: its own stack and topic, the registry of record in dev's account.
+#: Staging's copy of the function: its own stacks and topic, the registry of record in dev's account.
 STAGING = {
     "ENVIRONMENT": "staging",
-    "MODEL_PACKAGE_GROUP": GROUP,
     "REGISTRY_ACCOUNT": REGISTRY,
-    "STACK_NAME": STACK,
-    "PARAMETERS": '["ChallengerModelPackage"]',
+    "REGISTRY_PREFIX": "mlops-dev",
+    "MODELS": f"{MODEL},{WINE}",
+    "STACK_NAME_FORMAT": "mlops-staging-{model}-serving",
     "NOTIFY_TOPIC_ARN": TOPIC,
     "MANUAL_ENVIRONMENTS": "prod",
 }
@@ -44,8 +52,7 @@ STAGING = {
 DEV = {
     **STAGING,
     "ENVIRONMENT": "dev",
-    "STACK_NAME": "mlops-dev-serving",
-    "PARAMETERS": '["ChampionModelPackage"]',
+    "STACK_NAME_FORMAT": "mlops-dev-{model}-serving",
     "NOTIFY_TOPIC_ARN": f"arn:aws:sns:eu-west-1:{REGISTRY}:mlops-dev-model-promotion",
 }
 BOOTSTRAP = {
@@ -157,6 +164,12 @@ def _event(**detail: Any) -> dict[str, Any]:
     return event
 
 
+def _wine_event() -> dict[str, Any]:
+    event = _event(ModelPackageGroupName=WINE_GROUP, ModelPackageArn=WINE_ARN, ModelPackageVersion=3)
+    event["resources"] = [WINE_ARN]
+    return event
+
+
 def _stack(
     parameters: list[dict[str, str]] | None = None, status: str = "UPDATE_COMPLETE", name: str = STACK
 ) -> dict[str, Any]:
@@ -180,8 +193,8 @@ def _expect_describe(aws: StubbedAws, stack: dict[str, Any] | None = None) -> No
 def _update_params(stack: str = STACK, parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     if parameters is None:
         parameters = [
-            {"ParameterKey": "ChallengerModelPackage", "ParameterValue": ARN},
             {"ParameterKey": "BootstrapVersion", "UsePreviousValue": True},
+            {"ParameterKey": "ChallengerModelPackage", "ParameterValue": ARN},
         ]
     return {"StackName": stack, "UsePreviousTemplate": True, "Parameters": parameters, "Capabilities": CAPABILITIES}
 
@@ -214,6 +227,10 @@ def _log_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [json.loads(record.getMessage()) for record in caplog.records if record.name == "promote_model"]
 
 
+def _published_messages(aws: StubbedAws) -> list[dict[str, Any]]:
+    return [params for operation, params in aws.calls if operation == "Publish"]
+
+
 # -- promotion ------------------------------------------------------------------
 
 
@@ -222,20 +239,20 @@ def _log_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     [(DEV, RECORDED_EVENT, "ChampionModelPackage"), (STAGING, FORWARDED_EVENT, "ChallengerModelPackage")],
     ids=["dev-handles-the-registry-event", "staging-handles-the-forwarded-copy"],
 )
-def test_an_approval_sets_the_parameter_of_this_environments_serving_stack(
+def test_an_approval_sets_the_parameter_of_the_models_serving_stack_in_this_environment(
     aws: StubbedAws, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], event: dict[str, Any], key: str
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    stack = env["STACK_NAME"]
+    stack = env["STACK_NAME_FORMAT"].replace("{model}", MODEL)
     _expect_describe(aws, _stack([BOOTSTRAP, {"ParameterKey": key, "ParameterValue": PREVIOUS_ARN}], name=stack))
     _expect_update(
         aws,
         _update_params(
             stack,
             [
-                {"ParameterKey": key, "ParameterValue": ARN},
                 {"ParameterKey": "BootstrapVersion", "UsePreviousValue": True},
+                {"ParameterKey": key, "ParameterValue": ARN},
             ],
         ),
     )
@@ -243,6 +260,7 @@ def test_an_approval_sets_the_parameter_of_this_environments_serving_stack(
     result = handler.handler(copy.deepcopy(event), _context())
     assert result == {
         "environment": env["ENVIRONMENT"],
+        "model": MODEL,
         "model_package_arn": ARN,
         "version": 7,
         "status": "updating",
@@ -251,15 +269,50 @@ def test_an_approval_sets_the_parameter_of_this_environments_serving_stack(
     assert aws.operations() == ["DescribeStacks", "UpdateStack", "Publish"]
 
 
-def test_several_parameters_are_set_and_every_other_key_keeps_its_value_in_the_stacks_order(
-    aws: StubbedAws, monkeypatch: pytest.MonkeyPatch
+def test_one_function_promotes_each_model_of_the_environment_into_its_own_stack(aws: StubbedAws) -> None:
+    _expect_describe(aws)
+    _expect_update(aws)
+    _expect_publish(aws)
+    wine_previous = WINE_ARN.replace("/3", "/2")
+    _expect_describe(
+        aws,
+        _stack([{"ParameterKey": "ChampionModelPackage", "ParameterValue": wine_previous}, BOOTSTRAP], name=WINE_STACK),
+    )
+    _expect_update(
+        aws,
+        _update_params(
+            WINE_STACK,
+            [
+                {"ParameterKey": "ChampionModelPackage", "ParameterValue": WINE_ARN},
+                {"ParameterKey": "BootstrapVersion", "UsePreviousValue": True},
+            ],
+        ),
+    )
+    _expect_publish(aws)
+    first = handler.handler(_event(), _context("req-1"))
+    second = handler.handler(_wine_event(), _context("req-2"))
+    assert (first["model"], first["model_package_arn"], first["status"]) == (MODEL, ARN, "updating")
+    assert (second["model"], second["model_package_arn"], second["status"]) == (WINE, WINE_ARN, "updating")
+    assert second["previous"] == {"ChampionModelPackage": wine_previous}
+    assert aws.operations() == ["DescribeStacks", "UpdateStack", "Publish"] * 2
+    subjects = [params["Subject"] for params in _published_messages(aws)]
+    assert subjects == [f"{GROUP} v7 approved: staging updating", f"{WINE_GROUP} v3 approved: staging updating"]
+    wine_message = _published_messages(aws)[1]["Message"]
+    assert f"The serving stack {WINE_STACK} is updating to it" in wine_message
+    assert f"--stack-name {WINE_STACK} " in wine_message
+    assert f"To promote version 3 of {WINE} to prod:" in wine_message
+    assert STACK not in wine_message
+
+
+def test_every_model_package_parameter_of_the_stack_is_set_and_every_other_keeps_its_value(
+    aws: StubbedAws,
 ) -> None:
-    monkeypatch.setenv("PARAMETERS", '["ChampionModelPackage", "ChallengerModelPackage"]')
     stack = _stack(
         [
             BOOTSTRAP,
             {"ParameterKey": "ChallengerModelPackage", "ParameterValue": ARN},
             {"ParameterKey": "AlarmTopicName", "ParameterValue": "mlops-staging-alerts"},
+            {"ParameterKey": "ModelPackageGroupName", "ParameterValue": GROUP},
             {"ParameterKey": "ChampionModelPackage", "ParameterValue": PREVIOUS_ARN},
         ]
     )
@@ -269,23 +322,30 @@ def test_several_parameters_are_set_and_every_other_key_keeps_its_value_in_the_s
         _update_params(
             STACK,
             [
-                {"ParameterKey": "ChampionModelPackage", "ParameterValue": ARN},
-                {"ParameterKey": "ChallengerModelPackage", "ParameterValue": ARN},
                 {"ParameterKey": "BootstrapVersion", "UsePreviousValue": True},
+                {"ParameterKey": "ChallengerModelPackage", "ParameterValue": ARN},
                 {"ParameterKey": "AlarmTopicName", "UsePreviousValue": True},
+                {"ParameterKey": "ModelPackageGroupName", "UsePreviousValue": True},
+                {"ParameterKey": "ChampionModelPackage", "ParameterValue": ARN},
             ],
         ),
     )
     _expect_publish(aws)
     result = handler.handler(_event(), _context())
     assert result["status"] == "updating"
-    assert result["previous"] == {"ChampionModelPackage": PREVIOUS_ARN, "ChallengerModelPackage": ARN}
+    assert result["previous"] == {"ChallengerModelPackage": ARN, "ChampionModelPackage": PREVIOUS_ARN}
     rollback = (
-        f"ParameterKey=ChampionModelPackage,ParameterValue={PREVIOUS_ARN} "
+        "--parameters ParameterKey=BootstrapVersion,UsePreviousValue=true "
         f"ParameterKey=ChallengerModelPackage,ParameterValue={ARN} "
-        "ParameterKey=BootstrapVersion,UsePreviousValue=true ParameterKey=AlarmTopicName,UsePreviousValue=true "
+        "ParameterKey=AlarmTopicName,UsePreviousValue=true ParameterKey=ModelPackageGroupName,UsePreviousValue=true "
+        f"ParameterKey=ChampionModelPackage,ParameterValue={PREVIOUS_ARN} --capabilities"
     )
     assert rollback in aws.published()["Message"]
+
+
+def test_the_package_parameters_are_the_keys_ending_in_model_package() -> None:
+    keys = ("BootstrapVersion", "ChampionModelPackage", "ModelPackageGroupName", "ChallengerModelPackage", "Model")
+    assert handler.package_parameters(keys) == ("ChampionModelPackage", "ChallengerModelPackage")
 
 
 def test_the_log_line_records_the_invocation_field_by_field(aws: StubbedAws, caplog: pytest.LogCaptureFixture) -> None:
@@ -298,6 +358,7 @@ def test_the_log_line_records_the_invocation_field_by_field(aws: StubbedAws, cap
     assert sorted(line) == [
         "environment",
         "error",
+        "model",
         "model_package_arn",
         "previous",
         "request_id",
@@ -308,6 +369,7 @@ def test_the_log_line_records_the_invocation_field_by_field(aws: StubbedAws, cap
     ]
     assert line["request_id"] == "req-42"
     assert line["environment"] == "staging"
+    assert line["model"] == MODEL
     assert line["stack_name"] == STACK
     assert line["model_package_arn"] == ARN
     assert line["version"] == 7
@@ -317,7 +379,9 @@ def test_the_log_line_records_the_invocation_field_by_field(aws: StubbedAws, cap
     assert line["error"] is None
 
 
-def test_the_notification_names_the_version_the_outcome_the_rollback_and_the_prod_step(aws: StubbedAws) -> None:
+def test_the_notification_names_the_model_the_version_the_outcome_the_rollback_and_the_prod_step(
+    aws: StubbedAws,
+) -> None:
     _expect_describe(aws)
     _expect_update(aws)
     _expect_publish(aws)
@@ -327,41 +391,50 @@ def test_the_notification_names_the_version_the_outcome_the_rollback_and_the_pro
     subject, message = published["Subject"], published["Message"]
     assert subject == f"{GROUP} v7 approved: staging updating"
     assert (
-        f"Model package version 7 of {GROUP} was approved in the registry of record (account {REGISTRY}):\n{ARN}\n"
-        in (message)
-    )
+        f"Model package version 7 of {GROUP} (model {MODEL}) was approved in the registry of record "
+        f"(account {REGISTRY}):\n{ARN}\n"
+    ) in message
     assert "\nstaging: updating\n" in message
     assert f"The serving stack {STACK} is updating to it ({STACK_ID})" in message
     assert f"Before this event, {STACK} had:\n  ChallengerModelPackage = {PREVIOUS_ARN}\n" in message
     assert "To roll staging back: approve the previous version (6) again in the registry" in message
     assert (
         f"  aws cloudformation update-stack --stack-name {STACK} --use-previous-template --parameters "
+        "ParameterKey=BootstrapVersion,UsePreviousValue=true "
         f"ParameterKey=ChallengerModelPackage,ParameterValue={PREVIOUS_ARN} "
-        "ParameterKey=BootstrapVersion,UsePreviousValue=true --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM "
-        "--region eu-west-1\n"
+        "--capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM --region eu-west-1\n"
     ) in message
-    assert "prod is promoted by a reviewed change only, never by an approval. To promote version 7 to prod:" in message
     assert (
-        "In stacks/environments.py, pin model_version=7 for the variant that should serve it in prod's `serving`"
-        in (message)
+        f"prod is promoted by a reviewed change only, never by an approval. To promote version 7 of {MODEL} to prod:"
+        in message
     )
-    assert 'Open a pull request; once it is reviewed and merged, deploy it: cdk deploy "Prod/Serving"' in message
+    assert (
+        f"  1. In stacks/environments.py, in prod's models[{MODEL}].serving.variants, pin model_version=7 on the "
+        "variant that should serve it (e.g. the challenger).\n"
+    ) in message
+    assert f'Open a pull request; once it is reviewed and merged, deploy it: cdk deploy "Prod/{MODEL}-*"\n' in message
     assert "FAILED" not in subject + message
 
 
 def test_parameters_already_holding_the_package_are_unchanged_without_an_update(
     aws: StubbedAws, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _expect_describe(aws, _stack([BOOTSTRAP, {"ParameterKey": "ChallengerModelPackage", "ParameterValue": ARN}]))
+    held = [
+        {"ParameterKey": "ChampionModelPackage", "ParameterValue": ARN},
+        BOOTSTRAP,
+        {"ParameterKey": "ChallengerModelPackage", "ParameterValue": ARN},
+    ]
+    _expect_describe(aws, _stack(held))
     _expect_publish(aws)
     with caplog.at_level(logging.INFO, logger="promote_model"):
         result = handler.handler(_event(), _context())
     assert result["status"] == "unchanged"
-    assert result["previous"] == {"ChallengerModelPackage": ARN}
+    assert result["previous"] == {"ChampionModelPackage": ARN, "ChallengerModelPackage": ARN}
     assert aws.operations() == ["DescribeStacks", "Publish"]
     assert aws.published()["Subject"] == f"{GROUP} v7 approved: staging unchanged"
-    assert "already has it (ChallengerModelPackage); nothing was changed" in aws.published()["Message"]
-    assert "update-stack" not in aws.published()["Message"]
+    message = aws.published()["Message"]
+    assert "already has it (ChampionModelPackage, ChallengerModelPackage); nothing was changed" in message
+    assert "update-stack" not in message
     (line,) = _log_lines(caplog)
     assert (line["status"], line["stack_id"]) == ("unchanged", STACK_ID)
 
@@ -376,7 +449,7 @@ def test_no_updates_to_be_performed_is_unchanged(aws: StubbedAws) -> None:
     assert aws.operations()[-1] == "Publish"
 
 
-def test_an_environment_without_a_serving_stack_is_not_deployed_and_nothing_is_updated(aws: StubbedAws) -> None:
+def test_a_model_without_a_serving_stack_is_not_deployed_and_nothing_is_updated(aws: StubbedAws) -> None:
     aws.cfn_stub.add_client_error(
         "describe_stacks",
         service_error_code="ValidationError",
@@ -387,6 +460,7 @@ def test_an_environment_without_a_serving_stack_is_not_deployed_and_nothing_is_u
     result = handler.handler(_event(), _context())
     assert result == {
         "environment": "staging",
+        "model": MODEL,
         "model_package_arn": ARN,
         "version": 7,
         "status": "not-deployed",
@@ -394,7 +468,9 @@ def test_an_environment_without_a_serving_stack_is_not_deployed_and_nothing_is_u
     }
     assert aws.operations() == ["DescribeStacks", "Publish"]
     assert aws.published()["Subject"] == f"{GROUP} v7 approved: staging not-deployed"
-    assert f"There is no serving stack {STACK} in staging yet" in aws.published()["Message"]
+    message = aws.published()["Message"]
+    assert f"There is no serving stack {STACK} in staging yet" in message
+    assert f"Its first deploy serves the initial version of {MODEL}'s config" in message
 
 
 @pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "ROLLBACK_COMPLETE"])
@@ -432,24 +508,33 @@ def test_a_stack_that_became_busy_after_it_was_described_is_busy(aws: StubbedAws
     assert aws.published()["Subject"] == f"{GROUP} v7 approved: staging busy"
 
 
-def test_a_configured_key_missing_from_the_stack_fails_after_notifying_and_updates_nothing(
-    aws: StubbedAws, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("parameters", "listed"),
+    [
+        (
+            [BOOTSTRAP, {"ParameterKey": "ModelPackageGroupName", "ParameterValue": GROUP}],
+            "BootstrapVersion, ModelPackageGroupName",
+        ),
+        ([], "none"),
+    ],
+    ids=["other-parameters-only", "no-parameters"],
+)
+def test_a_stack_without_a_model_package_parameter_fails_after_notifying_and_updates_nothing(
+    aws: StubbedAws, caplog: pytest.LogCaptureFixture, parameters: list[dict[str, str]], listed: str
 ) -> None:
-    _expect_describe(aws, _stack([BOOTSTRAP, {"ParameterKey": "ChampionModelPackage", "ParameterValue": PREVIOUS_ARN}]))
+    _expect_describe(aws, _stack(parameters))
     _expect_publish(aws)
+    error = f"stack {STACK} has no ...ModelPackage parameter; its parameters: {listed}"
     with (
         caplog.at_level(logging.INFO, logger="promote_model"),
-        pytest.raises(
-            handler.ConfigError,
-            match=f"stack {STACK} has no parameter ChallengerModelPackage .*its parameters: BootstrapVersion, Champion",
-        ),
+        pytest.raises(handler.ConfigError, match=re.escape(f"staging: {error}")),
     ):
         handler.handler(_event(), _context())
     assert aws.operations() == ["DescribeStacks", "Publish"]
     assert aws.published()["Subject"] == f"FAILED {GROUP} v7 approved: staging failed"
-    assert "FAILED: stack mlops-staging-serving has no parameter ChallengerModelPackage" in aws.published()["Message"]
+    assert f"FAILED: {error}\n" in aws.published()["Message"]
     (line,) = _log_lines(caplog)
-    assert (line["status"], line["previous"]) == ("failed", {})
+    assert (line["status"], line["previous"], line["error"]) == ("failed", {}, error)
 
 
 def test_an_update_that_is_denied_is_notified_then_raised(aws: StubbedAws, caplog: pytest.LogCaptureFixture) -> None:
@@ -529,8 +614,18 @@ OTHER_GROUP_ARN = f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/mlops-d
         (_event(ModelApprovalStatus="Rejected"), "detail.ModelApprovalStatus must be 'Approved', got 'Rejected'"),
         (
             _event(ModelPackageGroupName="mlops-dev-fraud", ModelPackageArn=OTHER_GROUP_ARN),
-            f"detail.ModelPackageGroupName must be '{GROUP}', got 'mlops-dev-fraud'",
+            re.escape(
+                f"detail.ModelPackageGroupName must be the group of a model of MODELS ('{GROUP}', '{WINE_GROUP}'), "
+                "got 'mlops-dev-fraud'"
+            ),
         ),
+        (
+            _event(ModelPackageGroupName=f"mlops-staging-{MODEL}"),
+            f"detail.ModelPackageGroupName must be the group of a model of MODELS .*, got 'mlops-staging-{MODEL}'",
+        ),
+        (_event(ModelPackageGroupName=MODEL), f"must be the group of a model of MODELS .*, got '{MODEL}'"),
+        (_event(ModelPackageGroupName=[GROUP]), f"must be the group of a model of MODELS .*, got \\['{GROUP}'\\]"),
+        (_event(ModelPackageGroupName=None), "detail.ModelPackageGroupName must be the group of a .*, got None"),
         (
             _event(ModelPackageArn=f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package-group/{GROUP}"),
             "must be a versioned model package ARN, got 'arn:aws:sagemaker:.*model-package-group/",
@@ -552,6 +647,10 @@ OTHER_GROUP_ARN = f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/mlops-d
             _event(ModelPackageArn=OTHER_GROUP_ARN),
             f"detail.ModelPackageArn must be a package of group '{GROUP}', got .*mlops-dev-fraud/7",
         ),
+        (
+            _event(ModelPackageArn=WINE_ARN.replace("/3", "/7")),
+            f"detail.ModelPackageArn must be a package of group '{GROUP}', got .*{WINE_GROUP}/7",
+        ),
         (_event(ModelPackageVersion=8), "detail.ModelPackageVersion must be 7, the ARN's version, got 8"),
         (_event(ModelPackageVersion="7"), "detail.ModelPackageVersion must be 7, the ARN's version, got '7'"),
         (_event(ModelPackageVersion=True), "detail.ModelPackageVersion must be 7, the ARN's version, got True"),
@@ -563,15 +662,41 @@ def test_events_it_must_not_act_on_are_bad_events_and_touch_nothing(aws: Stubbed
     assert aws.calls == []
 
 
-def test_the_group_in_the_arn_is_compared_case_insensitively_as_sagemaker_lowercases_arns() -> None:
-    arn = f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/mlops-dev-creditrisk/3"
-    event = _event(ModelPackageGroupName="mlops-dev-CreditRisk", ModelPackageArn=arn, ModelPackageVersion=3)
-    config = handler.load_config({**STAGING, "MODEL_PACKAGE_GROUP": "mlops-dev-CreditRisk"})
-    package = handler.parse_event(event, config)
-    assert (package.arn, package.group, package.version) == (arn, "mlops-dev-CreditRisk", 3)
+def test_the_group_in_the_arn_is_compared_case_insensitively() -> None:
+    arn = f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/MLOps-Dev-Wine-Cultivar/3"
+    event = _event(ModelPackageGroupName=WINE_GROUP, ModelPackageArn=arn, ModelPackageVersion=3)
+    package = handler.parse_event(event, handler.load_settings(STAGING))
+    assert package == handler.Package(arn=arn, group=WINE_GROUP, model=WINE, version=3)
 
 
 # -- configuration ----------------------------------------------------------------
+
+
+def test_the_settings_derive_each_models_group_and_stack_from_three_short_variables() -> None:
+    settings = handler.load_settings({**STAGING, "MODELS": f" {MODEL} , {WINE} ", "MANUAL_ENVIRONMENTS": " prod, "})
+    assert settings == handler.Settings(
+        environment="staging",
+        registry_account=REGISTRY,
+        registry_prefix="mlops-dev",
+        models=(MODEL, WINE),
+        stack_name_format="mlops-staging-{model}-serving",
+        notify_topic_arn=TOPIC,
+        manual_environments=("prod",),
+    )
+    assert [settings.group(model) for model in settings.models] == [GROUP, WINE_GROUP]
+    assert [settings.stack_name(model) for model in settings.models] == [STACK, WINE_STACK]
+
+
+def test_fifty_models_of_the_longest_names_fit_the_lambda_environment_limit() -> None:
+    models = [f"model-{index:02d}-" + "x" * 23 for index in range(50)]
+    environ = {**STAGING, "MODELS": ",".join(models)}
+    settings = handler.load_settings(environ)
+    assert len(settings.models) == 50
+    assert all(len(model) == 32 for model in settings.models)
+    assert sum(len(name) + len(value) for name, value in environ.items()) < 4096
+
+
+LONG_FORMAT = "mlops-staging-" + "x" * 74 + "-{model}-serving"  # 128 characters with a 31-character model
 
 
 @pytest.mark.parametrize(
@@ -579,27 +704,71 @@ def test_the_group_in_the_arn_is_compared_case_insensitively_as_sagemaker_lowerc
     [
         ("ENVIRONMENT", None, "environment variable ENVIRONMENT must be set, got None"),
         ("ENVIRONMENT", "Staging", "ENVIRONMENT must be an environment name such as 'staging', got 'Staging'"),
-        ("MODEL_PACKAGE_GROUP", None, "environment variable MODEL_PACKAGE_GROUP must be set, got None"),
-        ("MODEL_PACKAGE_GROUP", "mlops_dev", "MODEL_PACKAGE_GROUP must be a model package group name, got 'mlops_dev'"),
         ("REGISTRY_ACCOUNT", " ", "environment variable REGISTRY_ACCOUNT must be set, got ' '"),
         ("REGISTRY_ACCOUNT", "1111", "REGISTRY_ACCOUNT must be the registry's 12-digit account id, got '1111'"),
-        ("STACK_NAME", None, "environment variable STACK_NAME must be set, got None"),
-        ("STACK_NAME", "mlops_staging_serving", "STACK_NAME must be a CloudFormation stack name, got 'mlops_staging_"),
-        ("PARAMETERS", None, "environment variable PARAMETERS must be set, got None"),
-        ("PARAMETERS", "ChallengerModelPackage", r"PARAMETERS must be a JSON list of stack parameter keys \(Expecting"),
-        ("PARAMETERS", "[]", r"PARAMETERS must be a non-empty JSON list of stack parameter keys, got '\[\]'"),
+        ("REGISTRY_PREFIX", None, "environment variable REGISTRY_PREFIX must be set, got None"),
         (
-            "PARAMETERS",
-            '{"a": 1}',
-            "PARAMETERS must be a non-empty JSON list of stack parameter keys, got '{\"a\": 1}'",
+            "REGISTRY_PREFIX",
+            "mlops_dev",
+            r"REGISTRY_PREFIX must be a naming prefix such as 'mlops-dev' \(3-20 lowercase letters, digits, '-'\), "
+            "got 'mlops_dev'",
+        ),
+        ("REGISTRY_PREFIX", "Mlops-dev", "REGISTRY_PREFIX must be a naming prefix .*, got 'Mlops-dev'"),
+        ("REGISTRY_PREFIX", "mlops--dev", "REGISTRY_PREFIX must be a naming prefix .*, got 'mlops--dev'"),
+        ("REGISTRY_PREFIX", "mlops-dev-", "REGISTRY_PREFIX must be a naming prefix .*, got 'mlops-dev-'"),
+        ("REGISTRY_PREFIX", "m" * 21, "REGISTRY_PREFIX must be a naming prefix .*, got 'm{21}'"),
+        ("MODELS", None, "environment variable MODELS must be set, got None"),
+        ("MODELS", "", "environment variable MODELS must be set, got ''"),
+        ("MODELS", " ", "environment variable MODELS must be set, got ' '"),
+        (
+            "MODELS",
+            f"{MODEL},{WINE},{MODEL}",
+            f"MODELS must name each model once, got '{MODEL}' twice in '{MODEL},{WINE},{MODEL}'",
         ),
         (
-            "PARAMETERS",
-            '["Challenger-Model"]',
-            "PARAMETERS must hold alphanumeric CloudFormation parameter keys, got 'Ch",
+            "MODELS",
+            "Breast-Cancer",
+            r"MODELS must be comma-separated model names \(3-32 lowercase letters, digits or single '-', starting "
+            r"with a letter\), got 'Breast-Cancer' in 'Breast-Cancer'",
         ),
-        ("PARAMETERS", "[7]", "PARAMETERS must hold alphanumeric CloudFormation parameter keys, got 7"),
-        ("PARAMETERS", '["A", "B", "A"]', "PARAMETERS must name each key once, got 'A' twice"),
+        ("MODELS", f"{MODEL},,{WINE}", f"MODELS must be comma-separated model names .*, got '' in '{MODEL},,{WINE}'"),
+        ("MODELS", f"{MODEL},", "MODELS must be comma-separated model names .*, got ''"),
+        ("MODELS", "bc", "MODELS must be comma-separated model names .*, got 'bc'"),
+        ("MODELS", "x" * 33, "MODELS must be comma-separated model names .*, got 'x{33}'"),
+        ("MODELS", "breast--cancer", "MODELS must be comma-separated model names .*, got 'breast--cancer'"),
+        ("MODELS", "1-wine", "MODELS must be comma-separated model names .*, got '1-wine'"),
+        ("MODELS", "breast_cancer", "MODELS must be comma-separated model names .*, got 'breast_cancer'"),
+        ("STACK_NAME_FORMAT", None, "environment variable STACK_NAME_FORMAT must be set, got None"),
+        (
+            "STACK_NAME_FORMAT",
+            "mlops-staging-serving",
+            r"STACK_NAME_FORMAT must contain \{model\} exactly once, got 'mlops-staging-serving'",
+        ),
+        (
+            "STACK_NAME_FORMAT",
+            "{model}-{model}-serving",
+            r"STACK_NAME_FORMAT must contain \{model\} exactly once, got '\{model\}-\{model\}-serving'",
+        ),
+        ("STACK_NAME_FORMAT", "mlops-staging-{Model}-serving", r"must contain \{model\} exactly once, got '.*{Model}"),
+        (
+            "STACK_NAME_FORMAT",
+            "mlops_staging_{model}",
+            re.escape(
+                "STACK_NAME_FORMAT must make CloudFormation stack names (letters, digits and '-', starting with a "
+                f"letter, at most 128 characters), got 'mlops_staging_{{model}}', which makes 'mlops_staging_{MODEL}' "
+                f"for model '{MODEL}'"
+            ),
+        ),
+        (
+            "STACK_NAME_FORMAT",
+            "mlops-{stage}-{model}",
+            r"STACK_NAME_FORMAT must make CloudFormation stack names .*, which makes 'mlops-\{stage\}-breast-cancer'",
+        ),
+        (
+            "STACK_NAME_FORMAT",
+            "{model}-serving-" + "x" * 107,
+            rf"STACK_NAME_FORMAT must make .*, which makes '{MODEL}-serving-x{{107}}' for model '{MODEL}'",
+        ),
         ("NOTIFY_TOPIC_ARN", None, "environment variable NOTIFY_TOPIC_ARN must be set, got None"),
         ("NOTIFY_TOPIC_ARN", "mlops-staging-model-promotion", "NOTIFY_TOPIC_ARN must be an SNS topic ARN, got 'mlops-"),
         ("MANUAL_ENVIRONMENTS", None, r"MANUAL_ENVIRONMENTS must be set \(empty for none\), got None"),
@@ -627,6 +796,14 @@ def test_bad_configuration_fails_before_anything_is_touched(
     assert aws.calls == []
 
 
+def test_a_stack_name_format_is_checked_against_every_model_up_to_the_stack_name_limit() -> None:
+    fits, longest = "m" + "x" * 30, "m" + "x" * 31
+    settings = handler.load_settings({**STAGING, "MODELS": f"{MODEL},{fits}", "STACK_NAME_FORMAT": LONG_FORMAT})
+    assert len(settings.stack_name(fits)) == 128
+    with pytest.raises(handler.ConfigError, match=f"which makes '.*-{longest}-serving' for model '{longest}'"):
+        handler.load_settings({**STAGING, "MODELS": f"{MODEL},{longest}", "STACK_NAME_FORMAT": LONG_FORMAT})
+
+
 def test_no_manual_environments_means_no_prod_step(aws: StubbedAws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MANUAL_ENVIRONMENTS", "")
     _expect_describe(aws)
@@ -640,10 +817,12 @@ def test_no_manual_environments_means_no_prod_step(aws: StubbedAws, monkeypatch:
 
 
 def test_a_long_subject_is_cut_under_the_sns_limit() -> None:
-    group = "mlops-sandbox-" + "x" * 49
-    config = handler.load_config({**STAGING, "MODEL_PACKAGE_GROUP": group, "ENVIRONMENT": "sandbox-" + "y" * 20})
-    package = handler.Package(f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/{group}/7", group, 7)
-    subject, _ = handler.notification(package, config, handler.Outcome("failed", error="Throttling: Rate exceeded"))
+    model = "m" + "x" * 31
+    environment = {"ENVIRONMENT": "sandbox-" + "y" * 20, "REGISTRY_PREFIX": "mlops-sandbox-" + "p" * 6, "MODELS": model}
+    settings = handler.load_settings({**STAGING, **environment})
+    group = settings.group(model)
+    package = handler.Package(f"arn:aws:sagemaker:eu-west-1:{REGISTRY}:model-package/{group}/7", group, model, 7)
+    subject, _ = handler.notification(package, settings, handler.Outcome("failed", error="Throttling: Rate exceeded"))
     assert len(subject) == 99
     assert subject.startswith(f"FAILED {group} v7 approved: sandbox-")
     assert subject.endswith("...")
