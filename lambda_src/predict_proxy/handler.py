@@ -65,16 +65,60 @@ Observability, one shape for every model:
 - X-Ray (Powertools Tracer): the handler and the SageMaker call as
   subsegments, responses not captured (predictions stay out of traces
   whatever ``LOG_PAYLOADS`` says).
+- ``ModelConfigRefreshFailed`` (1 per failed reload of the models from
+  Parameter Store, dimension ``service`` only): see below.
 
 Configuration (environment variables, validated on the first invocation of
 each execution environment; a bad value fails every invocation with a
-message naming the variable and the value): ``MODELS`` (JSON object, model
-name -> ``{"endpoint_name", "model_package_group", "variants",
-"packages" (variant -> model package ARN), "allow_variant_pinning"}``), ``LOG_PAYLOADS`` (``true``/``false``, default
-false), ``MAX_ROWS`` (default 1000), ``INVOKE_TIMEOUT_SECONDS`` (default 12,
-below API Gateway's 29), ``POWERTOOLS_SERVICE_NAME`` and
-``POWERTOOLS_METRICS_NAMESPACE`` (both required: without a namespace every
-metrics flush would fail after the response was computed).
+message naming the variable and the value):
+
+- The models, from exactly one of two variables. ``MODELS``: a JSON object,
+  model name -> ``{"endpoint_name", "model_package_group", "variants",
+  "packages" (variant -> model package ARN), "allow_variant_pinning"}``;
+  for a few models only, as Lambda allows 4 KB of environment variables in
+  all (about ten models). ``MODELS_PARAMETER_PATH``: a Parameter Store path
+  that starts and ends with ``/``, such as ``/mlops-prod/models/``; each
+  ``String`` parameter directly under it, named ``<path><model name>``,
+  holds that model's object as in ``MODELS``. Adding a model is then adding
+  a parameter, without a change to this function.
+- ``MODELS_TTL_SECONDS`` (default 300, 10 to 3600): how old the models read
+  from the parameters may get before a request reads them again (checked,
+  but unused, with ``MODELS``).
+- ``LOG_PAYLOADS`` (``true``/``false``, default false), ``MAX_ROWS``
+  (default 1000), ``INVOKE_TIMEOUT_SECONDS`` (default 12, below API
+  Gateway's 29).
+- ``POWERTOOLS_SERVICE_NAME`` and ``POWERTOOLS_METRICS_NAMESPACE`` (both
+  required: without a namespace every metrics flush would fail after the
+  response was computed).
+
+Models from Parameter Store are read (``GetParametersByPath``, every page,
+not recursive, no decryption) on an execution environment's first request
+and again on the first request after they are ``MODELS_TTL_SECONDS`` old:
+a model added by a parameter is served within that time, with no deployment
+and no cold start, and answers 404 until then. A model whose parameter is
+deleted answers 404 after the next read, so delete the parameter, wait the
+TTL, then delete the endpoint. A read is all or nothing: no parameter under
+the path, a parameter that is not a ``String``, or a value that is not a
+valid model fails it, with a message naming the path or the parameter.
+
+- A failed first read fails the invocation, as any configuration error
+  does (Lambda's ``Errors`` metric and its alarm see it). The next read is
+  tried ``MODELS_RETRY_SECONDS`` later; invocations in between fail at once
+  with a ConfigError that repeats the error. Retrying on every request
+  would turn our outage into a flood of Parameter Store calls that
+  throttles every other reader in the account.
+- A failed reload keeps serving the models read before, and is retried
+  ``MODELS_RETRY_SECONDS`` later, for the same reason. Those models were
+  valid and their endpoints still answer: a throttled or unavailable
+  Parameter Store, or one bad parameter, should not take every model
+  offline. Dropping only the bad parameter's model was the alternative,
+  but then a typo would take a served model offline. Each failed reload
+  logs one ERROR record, ``models reload failed`` (path, error, age of the
+  served models), and counts 1 ``ModelConfigRefreshFailed``, for an alarm.
+
+Because new execution environments cannot start while a parameter is bad,
+whoever writes the parameters should check them first, by the rules of
+:func:`_model` (the same as for ``MODELS``).
 """
 
 from __future__ import annotations
@@ -88,12 +132,12 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError, ReadTimeoutError
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 logger = Logger()
 metrics = Metrics()
@@ -107,6 +151,14 @@ CONNECT_TIMEOUT_SECONDS = 2
 #: botocore counts ``max_attempts`` as retries after the first attempt: one retry, two attempts in all,
 #: so that two slow attempts (12 s each by default) still fit in API Gateway's 29 seconds.
 MAX_ATTEMPTS = 1
+#: Parameter Store answers in milliseconds; a stuck read delays the request that reloads the models, so give up early.
+SSM_READ_TIMEOUT_SECONDS = 3
+DEFAULT_MODELS_TTL_SECONDS = 300
+MIN_MODELS_TTL_SECONDS, MAX_MODELS_TTL_SECONDS = 10, 3600
+#: After a failed read of the model parameters, the next one waits this long (see the module docstring).
+MODELS_RETRY_SECONDS = 30
+#: GetParametersByPath's largest page.
+SSM_PAGE_SIZE = 10
 MAX_BODY_BYTES = 1024 * 1024
 LOGGED_BODY_CHARS = 100_000
 RETRY_AFTER_SECONDS = 1
@@ -118,6 +170,8 @@ JSON = "application/json"
 #: appear in the path and as a metric dimension.
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _ACCOUNT_ID = re.compile(r"\b\d{12}\b")
+#: A Parameter Store path: parameter-name characters between slashes, at least one level below the root.
+_PARAMETER_PATH = re.compile(r"^(/[a-zA-Z0-9_.-]+)+/$")
 _MODEL_KEYS = ("endpoint_name", "model_package_group", "variants", "packages", "allow_variant_pinning")
 _PACKAGE_ARN = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/(?P<version>\d+)$"
@@ -129,7 +183,7 @@ _JSON_TYPES = {dict: "a JSON object", list: "a JSON array", str: "a string", boo
 
 
 class ConfigError(ValueError):
-    """The function's environment variables are missing or invalid: a deployment bug, not a caller's."""
+    """The function's environment variables or model parameters are missing or invalid: not a caller's bug."""
 
 
 class ApiError(Exception):
@@ -155,11 +209,27 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class ParameterSource:
+    """Models read from the parameters under ``path``, and when they were and will next be read (:func:`_now`)."""
+
+    path: str
+    ttl_seconds: int
+    #: None until a read has succeeded
+    loaded_at: float | None = None
+    next_read_at: float = -math.inf
+    #: the last read's error, None once a read succeeds
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
+    #: the models served (empty until read, when they come from parameters)
     models: Mapping[str, ModelConfig]
     log_payloads: bool
     max_rows: int
     invoke_timeout_seconds: float
+    #: None when the models come from MODELS (they are then never reloaded)
+    source: ParameterSource | None = None
 
 
 @dataclass(frozen=True)
@@ -238,8 +308,9 @@ def _capped(text: str | None) -> str | None:
 # -- configuration ------------------------------------------------------------------
 
 
-def _model(name: str, item: Any) -> ModelConfig:
-    where = f"MODELS[{name!r}]"
+def _model(name: str, item: Any, where: str | None = None) -> ModelConfig:
+    """One model's configuration; ``where`` names its source in errors (default: its item in MODELS)."""
+    where = where or f"MODELS[{name!r}]"
     if not _NAME.match(name):
         raise ConfigError(f"MODELS keys must be model names of letters, digits and hyphens, got {name!r}")
     if not isinstance(item, dict):
@@ -277,9 +348,7 @@ def _model(name: str, item: Any) -> ModelConfig:
 
 
 def _models(environ: Mapping[str, str]) -> dict[str, ModelConfig]:
-    raw = environ.get("MODELS", "")
-    if not raw.strip():
-        raise ConfigError(f"environment variable MODELS must be set, got {environ.get('MODELS')!r}")
+    raw = environ["MODELS"]
     try:
         items = json.loads(raw)
     except json.JSONDecodeError as error:
@@ -287,6 +356,37 @@ def _models(environ: Mapping[str, str]) -> dict[str, ModelConfig]:
     if not isinstance(items, dict) or not items:
         raise ConfigError(f"MODELS must be a non-empty JSON object of models, got {raw!r}")
     return {name: _model(name, item) for name, item in items.items()}
+
+
+def _source(environ: Mapping[str, str]) -> ParameterSource | None:
+    """Where the models come from: None for MODELS, else the parameters under MODELS_PARAMETER_PATH."""
+    inline = bool(environ.get("MODELS", "").strip())
+    path = environ.get("MODELS_PARAMETER_PATH", "")
+    if inline == bool(path.strip()):
+        raise ConfigError(
+            "exactly one of the environment variables MODELS (the models as JSON) and MODELS_PARAMETER_PATH "
+            f"(the Parameter Store path of one parameter per model) must be set, got {'both' if inline else 'neither'}"
+        )
+    ttl = _models_ttl(environ)  # checked with MODELS too, where it is unused: a bad value is a bug anywhere
+    if inline:
+        return None
+    if not _PARAMETER_PATH.match(path):
+        raise ConfigError(
+            "MODELS_PARAMETER_PATH must be a Parameter Store path below the root that starts and ends with '/', "
+            f"with letters, digits and . _ - between slashes (e.g. '/mlops-prod/models/'), got {path!r}"
+        )
+    return ParameterSource(path, ttl)
+
+
+def _models_ttl(environ: Mapping[str, str]) -> int:
+    raw = environ.get("MODELS_TTL_SECONDS", str(DEFAULT_MODELS_TTL_SECONDS))
+    seconds = int(raw) if re.fullmatch(r"[0-9]{1,5}", raw.strip()) else 0
+    if not MIN_MODELS_TTL_SECONDS <= seconds <= MAX_MODELS_TTL_SECONDS:
+        raise ConfigError(
+            f"MODELS_TTL_SECONDS must be a whole number of seconds from {MIN_MODELS_TTL_SECONDS} to "
+            f"{MAX_MODELS_TTL_SECONDS}, got {raw!r}"
+        )
+    return seconds
 
 
 def _log_payloads(environ: Mapping[str, str]) -> bool:
@@ -318,28 +418,127 @@ def _invoke_timeout(environ: Mapping[str, str]) -> float:
 
 
 def load_config(environ: Mapping[str, str]) -> Config:
-    """Parses and checks the environment variables."""
+    """Parses and checks the environment variables (models from parameters are read by :func:`config`)."""
     for name, meaning in (
         ("POWERTOOLS_SERVICE_NAME", "the service named in logs and metrics"),
         ("POWERTOOLS_METRICS_NAMESPACE", "the CloudWatch namespace of the prediction metrics"),
     ):
         if not environ.get(name, "").strip():
             raise ConfigError(f"environment variable {name} must be set ({meaning}), got {environ.get(name)!r}")
-    return Config(_models(environ), _log_payloads(environ), _max_rows(environ), _invoke_timeout(environ))
+    source = _source(environ)
+    settings = Config({}, _log_payloads(environ), _max_rows(environ), _invoke_timeout(environ), source)
+    return settings if source is not None else replace(settings, models=_models(environ))
+
+
+def _parameter_model(parameter: Mapping[str, Any], path: str) -> ModelConfig:
+    """The model a parameter directly under ``path`` holds; its name is the parameter's last path segment."""
+    name = parameter["Name"]
+    where = f"parameter {name!r}"
+    model = name[len(path) :] if name.startswith(path) else name
+    if not _NAME.match(model):
+        raise ConfigError(
+            f"{where} must be named {path}<model name>, a model name being letters, digits and hyphens, got {model!r}"
+        )
+    if parameter.get("Type") != "String":
+        raise ConfigError(f"{where} must be a String parameter, got {parameter.get('Type')!r}")
+    value = parameter.get("Value", "")
+    try:
+        item = json.loads(value)
+    except (ValueError, RecursionError) as error:
+        raise ConfigError(f"{where} must hold the model's JSON object ({error}), got {_clipped(value)!r}") from None
+    return _model(model, item, where)
+
+
+def _clipped(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def load_models(ssm: Any, path: str) -> dict[str, ModelConfig]:
+    """Every model whose parameter is directly under ``path``, read through all pages; all or nothing."""
+    models: dict[str, ModelConfig] = {}
+    pages = ssm.get_paginator("get_parameters_by_path").paginate(
+        Path=path, Recursive=False, WithDecryption=False, PaginationConfig={"PageSize": SSM_PAGE_SIZE}
+    )
+    for page in pages:
+        for parameter in page.get("Parameters", []):
+            model = _parameter_model(parameter, path)
+            models[model.name] = model
+    if not models:
+        raise ConfigError(
+            f"MODELS_PARAMETER_PATH {path!r} holds no parameters; put one String parameter per model under it, "
+            f"named {path}<model name>"
+        )
+    return models
 
 
 _config: Config | None = None
 
 
+def _now() -> float:
+    """The clock that reloads of the models are timed by (tests replace it)."""
+    return time.monotonic()
+
+
 def config() -> Config:
-    """Validated once per execution environment (cold start), then kept; an invalid one is never kept."""
+    """The configuration for this request.
+
+    The environment variables are checked once per execution environment
+    (an invalid configuration is never kept). Models from parameters are read
+    on the first request and again once they are older than their TTL; see
+    the module docstring for what a failed read does.
+    """
     global _config
     if _config is None:
         _config = load_config(os.environ)
+    source = _config.source
+    if source is None:
+        return _config
+    if _now() >= source.next_read_at:
+        try:
+            _config = _with_models_read(_config, source)
+        except (ConfigError, ClientError, BotoCoreError) as error:
+            failed = replace(source, next_read_at=_now() + MODELS_RETRY_SECONDS, error=str(error))
+            _config = replace(_config, source=failed)  # kept before raising too, so that the retry waits
+            if source.loaded_at is None:
+                raise
+            _report_reload_failure(error, _config.models, source)
+    elif source.loaded_at is None:
+        raise ConfigError(
+            f"the models under MODELS_PARAMETER_PATH {source.path!r} could not be read ({source.error}); "
+            f"the next attempt is in {source.next_read_at - _now():.0f} s"
+        )
     return _config
 
 
-# -- SageMaker client -----------------------------------------------------------------
+def _with_models_read(settings: Config, source: ParameterSource) -> Config:
+    models = load_models(ssm_client(), source.path)
+    now = _now()
+    logger.info("models loaded", extra={"models_parameter_path": source.path, "models": sorted(models)})
+    loaded = replace(source, loaded_at=now, next_read_at=now + source.ttl_seconds, error=None)
+    return replace(settings, models=models, source=loaded)
+
+
+def _report_reload_failure(error: Exception, served: Mapping[str, ModelConfig], source: ParameterSource) -> None:
+    age = _now() - source.loaded_at if source.loaded_at is not None else None
+    logger.exception(
+        "models reload failed",
+        extra={
+            "models_parameter_path": source.path,
+            "error": str(error),
+            "served_models": sorted(served),
+            "served_models_age_seconds": round(age, 1) if age is not None else None,
+            "retry_in_seconds": MODELS_RETRY_SECONDS,
+        },
+    )
+    # Its own EMF record: the request's metrics carry a model dimension that this failure has nothing to do with.
+    with single_metric(
+        name="ModelConfigRefreshFailed", unit=MetricUnit.Count, value=1, namespace=metrics.provider.namespace
+    ) as metric:
+        if metrics.provider.service:
+            metric.add_dimension(name="service", value=str(metrics.provider.service))
+
+
+# -- AWS clients ---------------------------------------------------------------------
 
 
 def _no_retry_after_read_timeout(caught_exception: Exception | None = None, **_: Any) -> None:
@@ -367,6 +566,7 @@ def make_runtime_client(read_timeout: float, session: Any = None) -> Any:
 
 
 _runtime: Any = None
+_ssm: Any = None
 
 
 def runtime_client(settings: Config) -> Any:
@@ -375,6 +575,27 @@ def runtime_client(settings: Config) -> Any:
     if _runtime is None:
         _runtime = make_runtime_client(settings.invoke_timeout_seconds)
     return _runtime
+
+
+def make_ssm_client(session: Any = None) -> Any:
+    """An ssm client that retries throttling and 5xx once, with short timeouts (a read delays a request)."""
+    import boto3
+    from botocore.config import Config as BotocoreConfig
+
+    client_config = BotocoreConfig(
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=SSM_READ_TIMEOUT_SECONDS,
+    )
+    return (session or boto3).client("ssm", config=client_config)
+
+
+def ssm_client() -> Any:
+    """One client per execution environment, created on first use (not at import: tests replace it)."""
+    global _ssm
+    if _ssm is None:
+        _ssm = make_ssm_client()
+    return _ssm
 
 
 # -- request --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import copy
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -292,11 +293,13 @@ class Logs:
         return line
 
 
+def _blobs(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The EMF blobs written to stdout since the last read."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+
+
 def _metrics(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    blobs: list[dict[str, Any]] = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
-    ]
-    (blob,) = blobs
+    (blob,) = _blobs(capsys)
     return blob
 
 
@@ -305,9 +308,10 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELS", json.dumps(MODELS))
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SERVICE)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
-    for name in ("LOG_PAYLOADS", "MAX_ROWS", "INVOKE_TIMEOUT_SECONDS"):
+    for name in ("LOG_PAYLOADS", "MAX_ROWS", "INVOKE_TIMEOUT_SECONDS", "MODELS_PARAMETER_PATH", "MODELS_TTL_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(handler, "_config", None)  # a new execution environment for every test
+    monkeypatch.setattr(handler, "_ssm", None)
 
 
 @pytest.fixture(autouse=True)
@@ -1092,7 +1096,14 @@ def _models(**changes: Any) -> str:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("MODELS", None, "environment variable MODELS must be set, got None"),
+        ("MODELS", None, "exactly one of the environment variables MODELS .* and MODELS_PARAMETER_PATH .* got neither"),
+        ("MODELS", " ", "exactly one of the environment variables MODELS .* got neither"),
+        (
+            "MODELS_PARAMETER_PATH",
+            "/mlops-dev/models/",
+            "exactly one of .*MODELS.* and MODELS_PARAMETER_PATH .* got both",
+        ),
+        ("MODELS_TTL_SECONDS", "9", "MODELS_TTL_SECONDS must be a whole number of seconds from 10 to 3600, got '9'"),
         ("MODELS", "{'breast-cancer': {}}", r"MODELS must be a JSON object of models \(Expecting property name"),
         ("MODELS", "[]", r"MODELS must be a non-empty JSON object of models, got '\[\]'"),
         ("MODELS", "{}", "MODELS must be a non-empty JSON object of models, got '{}'"),
@@ -1186,6 +1197,327 @@ def test_each_variants_package_must_be_a_versioned_arn(
     models[MODEL]["packages"] = packages
     with pytest.raises(handler.ConfigError, match=message):
         handler.load_config({**os.environ, "MODELS": json.dumps(models)})
+
+
+# -- models from Parameter Store -------------------------------------------------------------
+
+PATH = "/mlops-dev/models/"
+CHURN_ENDPOINT = "mlops-dev-churn"
+
+
+def _parameter(model: str, value: Any, kind: str = "String") -> dict[str, Any]:
+    """A parameter as GetParametersByPath returns it; ``value`` is JSON-encoded unless it is text already."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return {"Name": f"{PATH}{model}", "Type": kind, "Value": text, "Version": 1, "DataType": "text"}
+
+
+class ParameterStore:
+    """The handler's ssm client: real, stubbed, and recording the calls it receives.
+
+    The calls are counted here because the Stubber's own complaint about a call
+    it has no answer for is a BotoCoreError, which a reload is meant to survive.
+    """
+
+    def __init__(self) -> None:
+        self.client = boto3.client(
+            "ssm", region_name="eu-west-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        self.calls: list[dict[str, Any]] = []
+        self.client.meta.events.register("before-parameter-build.ssm.GetParametersByPath", self._record)
+        self.stub = Stubber(self.client)
+
+    def _record(self, params: dict[str, Any], **_: Any) -> None:
+        self.calls.append(copy.deepcopy(params))
+
+    def pages(self, *pages: list[dict[str, Any]]) -> None:
+        """One read of the path, answered with these pages, each but the last pointing to the next."""
+        for index, parameters in enumerate(pages):
+            response: dict[str, Any] = {"Parameters": parameters}
+            if index < len(pages) - 1:
+                response["NextToken"] = f"token-{index + 1}"
+            self.stub.add_response("get_parameters_by_path", response, _read(index))
+
+    def models(self, *names: str) -> None:
+        """One read of the path, answered with one page holding these models of MODELS."""
+        self.pages([_parameter(name, MODELS[name]) for name in names])
+
+    def fail(self, code: str, message: str) -> None:
+        self.stub.add_client_error(
+            "get_parameters_by_path", service_error_code=code, service_message=message, expected_params=_read(0)
+        )
+
+
+def _read(page: int) -> dict[str, Any]:
+    """What the function sends for a page of the path."""
+    expected: dict[str, Any] = {"Path": PATH, "Recursive": False, "WithDecryption": False, "MaxResults": 10}
+    if page:
+        expected["NextToken"] = f"token-{page}"
+    return expected
+
+
+class Clock:
+    """The handler's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved = Clock()
+    monkeypatch.setattr(handler, "_now", moved)
+    return moved
+
+
+@pytest.fixture
+def ssm(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Iterator[ParameterStore]:
+    monkeypatch.delenv("MODELS")
+    monkeypatch.setenv("MODELS_PARAMETER_PATH", PATH)
+    store = ParameterStore()
+    monkeypatch.setattr(handler, "_ssm", store.client)
+    with store.stub:
+        yield store
+        store.stub.assert_no_pending_responses()
+
+
+def test_models_are_read_from_every_page_of_the_parameters_under_the_path(
+    ssm: ParameterStore, sagemaker: SageMaker, logs: Logs
+) -> None:
+    ssm.pages([_parameter(MODEL, MODELS[MODEL])], [_parameter("churn", MODELS["churn"])])
+    sagemaker.answer()
+    sagemaker.answer(expected=_expected(EndpointName=CHURN_ENDPOINT))
+    first, second = _invoke(_event()), _invoke(_event(model="churn"))
+    assert [call["EndpointName"] for call in sagemaker.calls] == [ENDPOINT, CHURN_ENDPOINT]
+    assert (first["statusCode"], _body(first)["model"], _body(first)["model_version"]) == (200, MODEL, 3)
+    assert (second["statusCode"], _body(second)["model"], _body(second)["model_version"]) == (200, "churn", 1)
+    assert ssm.calls == [_read(0), _read(1)]  # both pages, read once for both requests
+    assert logs.named("models loaded")["models"] == ["breast-cancer", "churn"]
+    # the same models as the same JSON in MODELS would give
+    inline = handler.load_config({**os.environ, "MODELS": json.dumps(MODELS), "MODELS_PARAMETER_PATH": ""})
+    assert handler.config().models == inline.models
+
+
+def test_a_model_without_a_parameter_is_unknown(
+    ssm: ParameterStore, sagemaker: SageMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ssm.models(MODEL)
+    response = _invoke(_event(model="churn"))
+    assert (response["statusCode"], _body(response)["error"]) == (
+        404,
+        {"code": "unknown_model", "message": "no model named 'churn' is served here"},
+    )
+    assert sagemaker.calls == []
+    assert _metrics(capsys)["model"] == "(unknown)"
+
+
+@pytest.mark.parametrize(("setting", "ttl"), [(None, 300), ("60", 60), ("10", 10), ("3600", 3600)])
+def test_the_models_are_read_again_once_older_than_their_ttl(
+    ssm: ParameterStore,
+    sagemaker: SageMaker,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str | None,
+    ttl: int,
+) -> None:
+    if setting is not None:
+        monkeypatch.setenv("MODELS_TTL_SECONDS", setting)
+    ssm.models(MODEL)
+    assert _invoke(_event(model="churn"))["statusCode"] == 404
+    ssm.models(MODEL, "churn")  # a parameter added for churn
+    clock.now += ttl - 1
+    assert _invoke(_event(model="churn"))["statusCode"] == 404
+    assert len(ssm.calls) == 1
+    clock.now += 1
+    sagemaker.answer(expected=_expected(EndpointName=CHURN_ENDPOINT))
+    assert _invoke(_event(model="churn"))["statusCode"] == 200
+    assert len(ssm.calls) == 2
+
+
+def _denied(store: ParameterStore) -> None:
+    store.fail("AccessDeniedException", "User: arn:aws:sts::111111111111:assumed-role/proxy is not authorized")
+
+
+def _emptied(store: ParameterStore) -> None:
+    store.pages([])
+
+
+def _broken(store: ParameterStore) -> None:
+    store.pages([_parameter(MODEL, MODELS[MODEL]), _parameter("churn", '{"endpoint_name": ')])
+
+
+@pytest.mark.parametrize(
+    ("fail", "error", "exception"),
+    [
+        pytest.param(_denied, r"\(AccessDeniedException\) .* is not authorized", "AccessDeniedException", id="denied"),
+        pytest.param(
+            _emptied, r"^MODELS_PARAMETER_PATH '/mlops-dev/models/' holds no parameters", "ConfigError", id="empty"
+        ),
+        pytest.param(
+            _broken, r"^parameter '/mlops-dev/models/churn' must hold the model's JSON", "ConfigError", id="bad-value"
+        ),
+    ],
+)
+def test_a_failed_reload_keeps_serving_the_models_read_before_and_says_so(
+    ssm: ParameterStore,
+    sagemaker: SageMaker,
+    clock: Clock,
+    logs: Logs,
+    capsys: pytest.CaptureFixture[str],
+    fail: Callable[[ParameterStore], None],
+    error: str,
+    exception: str,
+) -> None:
+    ssm.models(MODEL)
+    for _ in range(3):
+        sagemaker.answer()
+    assert _invoke(_event())["statusCode"] == 200
+    capsys.readouterr()
+    clock.now += 300
+    fail(ssm)
+    assert _invoke(_event())["statusCode"] == 200  # from the models read 300 s before
+    failure = logs.named("models reload failed")
+    assert (failure["level"], failure["exception_name"], failure["models_parameter_path"]) == ("ERROR", exception, PATH)
+    assert re.search(error, failure["error"]), failure["error"]
+    assert (failure["served_models"], failure["served_models_age_seconds"], failure["retry_in_seconds"]) == (
+        [MODEL],
+        300.0,
+        30,
+    )
+    refresh, request = _blobs(capsys)
+    assert refresh["_aws"]["CloudWatchMetrics"][0] == {
+        "Namespace": NAMESPACE,
+        "Dimensions": [["service"]],
+        "Metrics": [{"Name": "ModelConfigRefreshFailed", "Unit": "Count"}],
+    }
+    assert (refresh["ModelConfigRefreshFailed"], refresh["service"]) == ([1.0], SERVICE)
+    assert "ModelConfigRefreshFailed" not in request
+    clock.now += 29  # not retried on every request
+    assert _invoke(_event())["statusCode"] == 200
+    assert len(ssm.calls) == 2
+    clock.now += 1
+    ssm.models(MODEL, "churn")
+    sagemaker.answer(expected=_expected(EndpointName=CHURN_ENDPOINT))
+    assert _invoke(_event(model="churn"))["statusCode"] == 200
+    assert len(ssm.calls) == 3
+    assert [line["message"] for line in logs.lines()].count("models reload failed") == 1
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_failed_first_read_fails_the_invocations_and_is_retried_after_a_pause(
+    ssm: ParameterStore, sagemaker: SageMaker, clock: Clock
+) -> None:
+    ssm.fail("ThrottlingException", "Rate exceeded")
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        _invoke(_event())
+    clock.now += 29
+    with pytest.raises(
+        handler.ConfigError,
+        match=r"^the models under MODELS_PARAMETER_PATH '/mlops-dev/models/' could not be read \(An error occurred "
+        r"\(ThrottlingException\) .*Rate exceeded\); the next attempt is in 1 s$",
+    ):
+        _invoke(_event())
+    assert len(ssm.calls) == 1
+    clock.now += 1
+    ssm.models(MODEL)
+    sagemaker.answer()
+    assert _invoke(_event())["statusCode"] == 200
+    assert len(ssm.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("pages", "message"),
+    [
+        pytest.param([[], []], r"^MODELS_PARAMETER_PATH '/mlops-dev/models/' holds no parameters; put one", id="empty"),
+        pytest.param(
+            [[_parameter(MODEL, MODELS[MODEL])], [_parameter("churn", "{'endpoint_name': 'x'}")]],
+            r"^parameter '/mlops-dev/models/churn' must hold the model's JSON object \(Expecting property name",
+            id="not-json",
+        ),
+        pytest.param(
+            [[_parameter(MODEL, MODELS[MODEL])], [_parameter("churn", {**MODELS["churn"], "variants": []})]],
+            r"^parameter '/mlops-dev/models/churn'.variants must be a non-empty list of variant names, got \[\]",
+            id="bad-model",
+        ),
+        pytest.param(
+            [[_parameter("churn", {**MODELS["churn"], "endpoint": CHURN_ENDPOINT})]],
+            r"^parameter '/mlops-dev/models/churn' has unknown keys endpoint; expected keys: endpoint_name",
+            id="unknown-key",
+        ),
+        pytest.param(
+            [[_parameter("churn", "AQICAHh0ZXN0", "SecureString")]],
+            r"^parameter '/mlops-dev/models/churn' must be a String parameter, got 'SecureString'",
+            id="secure-string",
+        ),
+        pytest.param(
+            [[_parameter("churn", "a,b", "StringList")]],
+            r"^parameter '/mlops-dev/models/churn' must be a String parameter, got 'StringList'",
+            id="string-list",
+        ),
+        pytest.param(
+            [[_parameter("churn_v2", MODELS["churn"])]],
+            r"^parameter '/mlops-dev/models/churn_v2' must be named /mlops-dev/models/<model name>.*got 'churn_v2'",
+            id="model-name",
+        ),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_path_without_models_or_with_a_bad_parameter_fails_naming_it(
+    ssm: ParameterStore, sagemaker: SageMaker, pages: list[list[dict[str, Any]]], message: str
+) -> None:
+    ssm.pages(*pages)
+    with pytest.raises(handler.ConfigError, match=message):
+        _invoke(_event())
+    assert sagemaker.calls == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "mlops-dev/models/",
+        "/mlops-dev/models",
+        "/",
+        "//",
+        "/mlops-dev//models/",
+        "/mlops dev/models/",
+        "/mlops-dev/models/*",
+        " /mlops-dev/models/",
+        "arn:aws:ssm:eu-west-1:111111111111:parameter/mlops-dev/models/",
+    ],
+)
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_bad_parameter_path_fails_before_parameter_store_is_called(
+    ssm: ParameterStore, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    monkeypatch.setenv("MODELS_PARAMETER_PATH", path)
+    message = "MODELS_PARAMETER_PATH must be a Parameter Store path below the root that starts and ends with '/'"
+    with pytest.raises(handler.ConfigError, match=f"^{re.escape(message)}.*, got {re.escape(repr(path))}$"):
+        _invoke(_event())
+    assert ssm.calls == []
+
+
+@pytest.mark.parametrize("ttl", ["9", "3601", "0", "-60", "300.5", "5m", "", "99999999"])
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_bad_ttl_fails_before_parameter_store_is_called(
+    ssm: ParameterStore, monkeypatch: pytest.MonkeyPatch, ttl: str
+) -> None:
+    monkeypatch.setenv("MODELS_TTL_SECONDS", ttl)
+    message = f"MODELS_TTL_SECONDS must be a whole number of seconds from 10 to 3600, got {ttl!r}"
+    with pytest.raises(handler.ConfigError, match=f"^{re.escape(message)}$"):
+        _invoke(_event())
+    assert ssm.calls == []
+
+
+def test_the_functions_ssm_client_has_short_timeouts_and_one_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    client = handler.ssm_client()
+    assert client.meta.service_model.service_name == "ssm"
+    assert client.meta.config.retries == {"total_max_attempts": 2, "mode": "standard"}
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (2, 3)
+    assert handler.ssm_client() is client
 
 
 def test_the_overhead_benchmark_runs_against_the_current_handler() -> None:
