@@ -15,14 +15,12 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from compliance import nag
-from mlops_constructs import AlertTopic, ApiRoute, PredictionApi, PredictionApiProps, UsageLimits, WafProtection
+from mlops_constructs import AlertTopic, PredictionApi, PredictionApiProps, UsageLimits, WafProtection
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 from stacks.serving_stack import ServingStack
 
 PROXY_CODE = Path(__file__).resolve().parents[1] / "lambda_src" / "predict_proxy"
-#: Columns of the estate's model (scikit-learn's breast-cancer data set).
-FEATURES = 30
 
 
 class ApiStack(cdk.Stack):
@@ -33,26 +31,19 @@ class ApiStack(cdk.Stack):
         *,
         config: EnvironmentConfig,
         data: DataStack,
-        serving: ServingStack,
+        serving: dict[str, ServingStack],
         alerts: AlertTopic,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, description=f"MLOps estate {config.name}: prediction API", **kwargs)
         api = config.api
-        route = ApiRoute(
-            model=config.training.model_name,
-            endpoint=serving.endpoint,
-            model_package_group=config.model_package_group_name,
-            allow_variant_pinning=api.allow_variant_pinning,
-            features=FEATURES,
-            direct="direct" in api.modes,
-            proxied="lambda" in api.modes,
-        )
+        routes = tuple(serving[model.name].route for model in config.models)
         self.api = PredictionApi(
             self,
             "PredictionApi",
             PredictionApiProps(
-                routes=(route,),
+                routes=routes,
+                model_parameter_path=config.models_parameter_path,
                 api_name=f"{config.prefix}-predictions",
                 logs_key=data.log_groups_key.key,
                 environment_key=data.compute_key.key,

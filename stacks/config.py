@@ -15,7 +15,14 @@ from typing import Any, Literal
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 
-from mlops_constructs import is_monitoring_schedule, schedule_period_hours
+from mlops_constructs import (
+    PROBLEM_TYPES,
+    ModelContract,
+    PropsError,
+    QualityGate,
+    is_monitoring_schedule,
+    schedule_period_hours,
+)
 
 ENVIRONMENT_NAMES: tuple[str, ...] = ("dev", "staging", "prod")
 
@@ -46,10 +53,21 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 _MARKER = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _VARIANT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _CONSUMER = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_IMAGE_URI = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$")
 
 
 class ConfigError(ValueError):
     """An environment configuration that must not reach CloudFormation."""
+
+
+def _field_named(message: str, candidates: tuple[str, ...], default: str) -> str:
+    """The first of ``candidates`` a library error names (its messages start with the field they are about)."""
+    return next((name for name in candidates if name in message), default)
+
+
+def _without_value(message: str) -> str:
+    """A library error without its own ``, got <value>``: the environment adds the field's value."""
+    return re.sub(r", got .*$", "", message)
 
 
 def _as_tuple(expected: Any) -> tuple[type, ...]:
@@ -58,44 +76,40 @@ def _as_tuple(expected: Any) -> tuple[type, ...]:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The training pipeline of the environment's model.
+    """The training pipeline of one model in one environment. Every field has a default.
 
     Attributes:
-        model_name: short name of the model; the registry group is ``<prefix>-<model_name>``
-            and the pipeline ``<prefix>-<model_name>-training``.
-        description: what the model predicts (shown in the registry).
         raw_data_prefix: where data producers put CSV files (with a header) in the raw-data bucket.
+            Default ``datasets/<model>/``.
         completion_marker: the object a producer writes after a delivery, which starts
-            training (one execution per delivery); ``None`` starts on every object.
-        processing_instance_type, training_instance_type: SageMaker instance types.
-        training_instance_count: instances per training job (1-20).
-        spot_training: managed spot training with checkpoints.
-        max_runtime_minutes: the longest a job may run (1-7200).
+            training (one execution per delivery); ``None`` starts on every object. Default ``_SUCCESS``.
+        processing_instance_type, training_instance_type: SageMaker instance types. Default ``ml.m5.large``.
+        training_instance_count: instances per training job (1-20). Default 1.
+        spot_training: managed spot training with checkpoints. Default True.
+        max_runtime_minutes: the longest a job may run (1-7200). Default 60.
         max_wait_minutes: with spot, the longest a training job may wait and run (>= max_runtime_minutes).
-        min_auc: the quality gate's test-set AUC threshold (0.5-1).
-        max_auc_drop: how much worse than the approved model a new one may be (0 to under 0.5).
+            Default 120.
         schedule: an EventBridge ``cron(...)`` or ``rate(...)`` expression, or ``None`` for no schedule.
-        tuning_max_jobs: hyperparameter tuning budget; 0 trains once without tuning.
-        tuning_max_parallel_jobs: tuning jobs at once (1 to tuning_max_jobs).
+            Default weekly, Mondays 03:00 UTC.
+        tuning_max_jobs: hyperparameter tuning budget; 0 trains once without tuning. Default 0.
+        tuning_max_parallel_jobs: tuning jobs at once (1 to tuning_max_jobs). Default 1.
         data_quality_baseline: the pipeline computes and registers a data-quality baseline (needs an
-            account that may use SageMaker Model Monitor).
+            account that may use SageMaker Model Monitor). Default True.
         model_quality_baseline: the pipeline computes and registers a model-quality baseline from the
-            candidate's answers on the test set (the same analyzer).
+            candidate's answers on the test set (the same analyzer). Default True.
     """
 
-    model_name: str
-    description: str
-    raw_data_prefix: str
-    completion_marker: str | None
-    processing_instance_type: str
-    training_instance_type: str
-    training_instance_count: int
-    spot_training: bool
-    max_runtime_minutes: int
-    max_wait_minutes: int
-    min_auc: float
-    max_auc_drop: float
-    schedule: str | None
+    raw_data_prefix: str = ""
+    completion_marker: str | None = "_SUCCESS"
+    processing_instance_type: str = "ml.m5.large"
+    training_instance_type: str = "ml.m5.large"
+    training_instance_count: int = 1
+    spot_training: bool = True
+    max_runtime_minutes: int = 60
+    max_wait_minutes: int = 120
+    # Weekly by default, besides new data and manual runs: a pipeline that only runs on new data can rot
+    # unnoticed between deliveries (its "no success within 7 days" alarm assumes a schedule at least weekly).
+    schedule: str | None = "cron(0 3 ? * MON *)"
     tuning_max_jobs: int = 0
     tuning_max_parallel_jobs: int = 1
     data_quality_baseline: bool = True
@@ -103,11 +117,12 @@ class TrainingConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, problem) for every invalid value; the environment turns the first into its error."""
-        found: list[tuple[str, str]] = []
         checks: list[tuple[str, bool, str]] = [
-            ("model_name", bool(_MODEL_NAME.match(self.model_name)), "must be 3-32 lowercase letters, digits or '-'"),
-            ("description", bool(self.description.strip()), "must say what the model predicts"),
-            ("raw_data_prefix", bool(_DATA_PREFIX.match(self.raw_data_prefix)), "must be an S3 prefix ending in '/'"),
+            (
+                "raw_data_prefix",
+                not self.raw_data_prefix or bool(_DATA_PREFIX.match(self.raw_data_prefix)),
+                "must be an S3 prefix ending in '/' (or empty: datasets/<model>/)",
+            ),
             (
                 "completion_marker",
                 self.completion_marker is None or bool(_MARKER.match(self.completion_marker)),
@@ -130,8 +145,6 @@ class TrainingConfig:
                 not self.spot_training or self.max_runtime_minutes <= self.max_wait_minutes <= 7200,
                 "must be max_runtime_minutes to 7200 with spot training",
             ),
-            ("min_auc", 0.5 <= self.min_auc <= 1.0, "must be 0.5 to 1.0"),
-            ("max_auc_drop", 0.0 <= self.max_auc_drop < 0.5, "must be 0.0 to under 0.5"),
             (
                 "schedule",
                 self.schedule is None or bool(_SCHEDULE.match(self.schedule)),
@@ -144,10 +157,28 @@ class TrainingConfig:
                 "must be 1 to tuning_max_jobs",
             ),
         ]
-        for field_name, ok, problem in checks:
-            if not ok:
-                found.append((field_name, problem))
-        return found
+        return [(field_name, problem) for field_name, ok, problem in checks if not ok]
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The quality gate of a model's pipeline (the rules live in ``mlops_constructs.QualityGate``).
+
+    Attributes:
+        metric: a metric the model's problem type reports: ``auc``, ``accuracy``, ``precision``, ``recall``,
+            ``f1`` (binary); ``accuracy``, ``weighted_f1``, ``weighted_precision``, ``weighted_recall``,
+            ``log_loss`` (multiclass); ``mse``, ``rmse``, ``mae``, ``r2`` (regression). Its direction and its
+            path in the evaluation report come from the catalogue (``mlops_constructs.METRICS``).
+        threshold: the test-set value the candidate must reach (at least it, or at most it for errors).
+        max_regression: how much worse than the approved model it may be, in the metric's unit. Default 0.
+    """
+
+    metric: str
+    threshold: float
+    max_regression: float = 0.0
+
+    def quality_gate(self) -> QualityGate:
+        return QualityGate(metric=self.metric, threshold=self.threshold, max_regression=self.max_regression)
 
 
 @dataclass(frozen=True)
@@ -352,8 +383,6 @@ class ApiConfig:
         allow_variant_pinning: callers may name a production variant (``X-Target-Variant``).
         proxy_reserved_concurrency: executions reserved for the Lambda proxy.
         log_payloads: the proxy logs request and response bodies (never in prod).
-        modes: how the model is reached: ``direct`` (API Gateway to SageMaker, ``/invocations``)
-            and/or ``lambda`` (through the checking proxy, ``/predictions``).
     """
 
     rate_limit: float
@@ -367,7 +396,6 @@ class ApiConfig:
     allow_variant_pinning: bool = False
     proxy_reserved_concurrency: int = 10
     log_payloads: bool = False
-    modes: tuple[str, ...] = ("direct", "lambda")
 
     @property
     def per_caller_rate(self) -> float:
@@ -398,12 +426,86 @@ class ApiConfig:
             ("usage_burst_limit", 1 <= self.usage_burst_limit <= self.burst_limit, "must be 1 to burst_limit"),
             ("usage_quota_per_day", self.usage_quota_per_day >= 1, "must be positive"),
             ("proxy_reserved_concurrency", 1 <= self.proxy_reserved_concurrency <= 1000, "must be 1 to 1000"),
+        ]
+        return [(field_name, problem) for field_name, ok, problem in checks if not ok]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model of an environment: adding a model to the estate is one of these, plus its step code.
+
+    Attributes:
+        name: short name of the model (3-32 lowercase letters, digits or '-'); the registry group is
+            ``<prefix>-<name>``, the pipeline ``<prefix>-<name>-training``, its stacks ``<Stage>/<name>-*``
+            and its API routes ``/models/<name>/...``.
+        description: what the model predicts (shown in the registry).
+        problem_type: ``binary_classification``, ``multiclass_classification`` or ``regression``.
+        features: the number of numeric features of a request row, or their names in order.
+        gate: the pipeline's quality gate (a metric of the problem type).
+        serving: the model's endpoint.
+        training: the model's pipeline. Default: every default of :class:`TrainingConfig`.
+        label_column: the label's column in the raw CSV. Default ``target``.
+        classes: the number of classes of a multiclass model (3 or more), else ``None``.
+        api_modes: how callers reach it: ``direct`` (API Gateway to SageMaker, ``/invocations``)
+            and/or ``lambda`` (through the checking proxy, ``/predictions``). Default both.
+        framework: ``sklearn`` (the SageMaker scikit-learn container runs the estate's step scripts) or the
+            URI of an ECR image of the team's own that runs the same step-script contract. Default ``sklearn``.
+    """
+
+    name: str
+    description: str
+    problem_type: str
+    features: int | tuple[str, ...]
+    gate: GateConfig
+    serving: ServingConfig
+    training: TrainingConfig = TrainingConfig()
+    label_column: str = "target"
+    classes: int | None = None
+    api_modes: tuple[str, ...] = ("direct", "lambda")
+    framework: str = "sklearn"
+
+    @property
+    def stack_prefix(self) -> str:
+        """The start of its stacks' ids (``breast-cancer-Training``): ``cdk deploy "Prod/breast-cancer-*"``."""
+        return self.name
+
+    @property
+    def data_prefix(self) -> str:
+        return self.training.raw_data_prefix or f"datasets/{self.name}/"
+
+    @property
+    def image_uri(self) -> str | None:
+        return None if self.framework == "sklearn" else self.framework
+
+    def contract(self) -> ModelContract:
+        """The model's ML contract; raises ``PropsError`` (re-labelled by the environment) when invalid."""
+        return ModelContract(
+            problem_type=self.problem_type,  # type: ignore[arg-type]  # checked by ModelContract
+            features=self.features,
+            label_column=self.label_column,
+            classes=self.classes,
+        )
+
+    def problems(self) -> list[tuple[str, str]]:
+        checks: list[tuple[str, bool, str]] = [
             (
-                "modes",
-                bool(self.modes)
-                and set(self.modes) <= {"direct", "lambda"}
-                and len(set(self.modes)) == len(self.modes),
+                "name",
+                bool(_MODEL_NAME.match(self.name)) and "--" not in self.name,
+                "must be 3-32 lowercase letters, digits or single '-'",
+            ),
+            ("description", bool(self.description.strip()), "must say what the model predicts"),
+            ("problem_type", self.problem_type in PROBLEM_TYPES, f"must be one of {', '.join(PROBLEM_TYPES)}"),
+            (
+                "api_modes",
+                bool(self.api_modes)
+                and set(self.api_modes) <= {"direct", "lambda"}
+                and len(set(self.api_modes)) == len(self.api_modes),
                 "must name 'direct', 'lambda' or both, once each",
+            ),
+            (
+                "framework",
+                self.framework == "sklearn" or bool(_IMAGE_URI.match(self.framework)),
+                "must be 'sklearn' or an ECR image URI '<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>'",
             ),
         ]
         return [(field_name, problem) for field_name, ok, problem in checks if not ok]
@@ -419,6 +521,9 @@ _TYPES: dict[str, Any] = {
     "tuple[str, ...]": tuple,
     "TrainingConfig": TrainingConfig,
     "ServingConfig": ServingConfig,
+    "GateConfig": GateConfig,
+    "tuple[ModelConfig, ...]": tuple,
+    "int | tuple[str, ...]": (int, tuple),
     "ApiConfig": ApiConfig,
     "tuple[VariantConfig, ...]": tuple,
     "int | str": (int, str),
@@ -449,9 +554,9 @@ class EnvironmentConfig:
         owner: the team answerable for the environment (``Owner`` tag).
         cost_center: the cost centre billed (``CostCenter`` tag), e.g. ``CC-1234``.
         project: the ``Project`` tag.
-        training: the training pipeline of the environment's model.
-        serving: the environment's endpoint for that model.
-        api: the environment's prediction API.
+        models: the environment's models (at least one), each with its pipeline, registry group,
+            endpoint and API route.
+        api: the environment's prediction API (one, shared by its models).
         alert_emails: addresses subscribed to the environment's alert topic.
         alert_slack: ``(workspace ID, channel ID)`` of a Slack channel that also receives the alerts
             (Amazon Q Developer in chat applications; the workspace is authorized once in its console).
@@ -473,8 +578,7 @@ class EnvironmentConfig:
     key_pending_window_days: int
     owner: str
     cost_center: str
-    training: TrainingConfig
-    serving: ServingConfig
+    models: tuple[ModelConfig, ...]
     api: ApiConfig
     alert_emails: tuple[str, ...] = ()
     alert_slack: tuple[str, str] | None = None
@@ -486,8 +590,7 @@ class EnvironmentConfig:
         self._check_identity()
         self._check_lifecycle()
         self._check_tags()
-        self._check_training()
-        self._check_serving()
+        self._check_models()
         self._check_api()
         self._check_alerting()
         self._check_prod_safeguards()
@@ -501,20 +604,27 @@ class EnvironmentConfig:
     def _check_types(self) -> None:
         for f in fields(self):
             self._check_type(f.name, getattr(self, f.name), str(f.type), self._fail)
-        for f in fields(self.training):
-            self._check_type(f.name, getattr(self.training, f.name), str(f.type), self._fail_training)
         for f in fields(self.api):
             self._check_type(f.name, getattr(self.api, f.name), str(f.type), self._fail_nested("api", self.api))
-        for f in fields(self.serving):
-            self._check_type(
-                f.name, getattr(self.serving, f.name), str(f.type), self._fail_nested("serving", self.serving)
-            )
-        for index, variant in enumerate(self.serving.variants):
-            if not isinstance(variant, VariantConfig):
-                raise self._fail_nested("serving", self.serving)("variants", f"item {index} must be a VariantConfig")
-            for f in fields(variant):
-                fail = self._fail_nested(f"serving.variants[{index}]", variant)
-                self._check_type(f.name, getattr(variant, f.name), str(f.type), fail)
+        for index, model in enumerate(self.models):
+            if not isinstance(model, ModelConfig):
+                raise self._fail("models", f"item {index} must be a ModelConfig")
+            path = f"models[{getattr(model, 'name', index)}]"
+            for f in fields(model):
+                self._check_type(f.name, getattr(model, f.name), str(f.type), self._fail_nested(path, model))
+            for part in ("training", "serving", "gate"):
+                holder = getattr(model, part)
+                for f in fields(holder):
+                    fail = self._fail_nested(f"{path}.{part}", holder)
+                    self._check_type(f.name, getattr(holder, f.name), str(f.type), fail)
+            for index_v, variant in enumerate(model.serving.variants):
+                if not isinstance(variant, VariantConfig):
+                    raise self._fail_nested(f"{path}.serving", model.serving)(
+                        "variants", f"item {index_v} must be a VariantConfig"
+                    )
+                for f in fields(variant):
+                    fail = self._fail_nested(f"{path}.serving.variants[{index_v}]", variant)
+                    self._check_type(f.name, getattr(variant, f.name), str(f.type), fail)
 
     @staticmethod
     def _check_type(name: str, value: Any, declared: str, fail: Any) -> None:
@@ -527,9 +637,6 @@ class EnvironmentConfig:
         if declared == "tuple[str, ...]" and not all(isinstance(item, str) for item in value):
             raise fail(name, "must be a tuple of strings")
 
-    def _fail_training(self, field_name: str, problem: str) -> ConfigError:
-        return self._fail_nested("training", self.training)(field_name, problem)
-
     def _fail_nested(self, path: str, holder: object) -> Callable[[str, str], ConfigError]:
         def fail(field_name: str, problem: str) -> ConfigError:
             value = getattr(holder, field_name)
@@ -541,22 +648,86 @@ class EnvironmentConfig:
         for field_name, problem in self.api.problems():
             raise self._fail_nested("api", self.api)(field_name, problem)
 
-    def _check_serving(self) -> None:
-        for field_name, problem in self.serving.problems():
-            raise self._fail_nested("serving", self.serving)(field_name, problem)
-        for index, variant in enumerate(self.serving.variants):
-            for field_name, problem in variant.problems():
-                raise self._fail_nested(f"serving.variants[{index}]", variant)(field_name, problem)
-        capture_prefix = f"{self.training.model_name}/"
-        if self.serving.ground_truth_prefix.startswith(capture_prefix):
-            raise self._fail_nested("serving", self.serving)(
-                "ground_truth_prefix",
-                f"must not lie under the capture prefix {capture_prefix!r}: labels and captured requests must not mix",
+    def _check_models(self) -> None:
+        if not self.models:
+            raise self._fail("models", "must hold at least one model")
+        names = [model.name for model in self.models]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(
+                    f"environment {self.name!r}: field 'models' must have unique names, {name!r} is there "
+                    f"{names.count(name)} times, got {names!r}"
+                )
+        # Each model on its own first, so that a malformed value is reported as such, not as a clash.
+        for model in self.models:
+            self._check_model(model)
+        for model in self.models:
+            self._check_isolation(model)
+        sources = {m.serving.registry_environment for m in self.models if m.serving.tracks_approvals}
+        if len(sources) > 1:
+            raise ConfigError(
+                f"environment {self.name!r}: field 'models' must take the versions they promote on approval from "
+                "one registry environment (one promotion function follows one registry), got "
+                f"{sorted(sources)}"
             )
 
-    def _check_training(self) -> None:
-        for field_name, problem in self.training.problems():
-            raise self._fail_training(field_name, problem)
+    def _check_model(self, model: ModelConfig) -> None:
+        path = f"models[{model.name}]"
+        for field_name, problem in model.problems():
+            raise self._fail_nested(path, model)(field_name, problem)
+        for field_name, problem in model.training.problems():
+            raise self._fail_nested(f"{path}.training", model.training)(field_name, problem)
+        for field_name, problem in model.serving.problems():
+            raise self._fail_nested(f"{path}.serving", model.serving)(field_name, problem)
+        for index, variant in enumerate(model.serving.variants):
+            for field_name, problem in variant.problems():
+                raise self._fail_nested(f"{path}.serving.variants[{index}]", variant)(field_name, problem)
+        # The rules of the ML contract and the gate live in the library: its errors are re-labelled here
+        # with the field they are about (the library names it in its message).
+        try:
+            contract = model.contract()
+        except PropsError as error:
+            field_name = _field_named(str(error), ("problem_type", "classes", "label column", "feature"), "features")
+            field_name = {"label column": "label_column", "feature": "features"}.get(field_name, field_name)
+            raise self._fail_nested(path, model)(field_name, _without_value(str(error))) from None
+        try:
+            model.gate.quality_gate().resolve(contract)
+        except PropsError as error:
+            field_name = _field_named(str(error), ("max_regression", "threshold"), "metric")
+            raise self._fail_nested(f"{path}.gate", model.gate)(field_name, _without_value(str(error))) from None
+
+    def _check_isolation(self, model: ModelConfig) -> None:
+        """Each model's names and prefixes stay its own: deliveries, labels and one-model deploys."""
+        path = f"models[{model.name}]"
+        labels = model.serving.ground_truth_prefix
+        for other in self.models:
+            if other is model:
+                continue
+            if other.name.startswith(f"{model.name}-"):
+                raise self._fail_nested(f"models[{other.name}]", other)(
+                    "name",
+                    f"must not start with another model's name and '-' ({model.name!r}): "
+                    f'`cdk deploy "{self.stage_id}/{model.name}-*"` would deploy both models\' stacks',
+                )
+            if model.data_prefix.startswith(other.data_prefix):
+                raise self._fail_nested(f"{path}.training", model.training)(
+                    "raw_data_prefix",
+                    f"lies under {other.name!r}'s {other.data_prefix!r}: its deliveries would start both pipelines",
+                )
+            theirs = other.serving.ground_truth_prefix
+            if labels and theirs and (labels.startswith(theirs) or theirs.startswith(labels)):
+                raise self._fail_nested(f"{path}.serving", model.serving)(
+                    "ground_truth_prefix",
+                    f"overlaps the ground-truth prefix of {other.name!r} ({theirs!r}): each model files its labels "
+                    "apart",
+                )
+        for other in self.models:
+            capture = f"{other.name}/"
+            if labels.startswith(capture):
+                raise self._fail_nested(f"{path}.serving", model.serving)(
+                    "ground_truth_prefix",
+                    f"must not lie under the capture prefix {capture!r}: labels and captured requests must not mix",
+                )
 
     def _check_alerting(self) -> None:
         for address in self.alert_emails:
@@ -623,11 +794,12 @@ class EnvironmentConfig:
             raise self._fail("termination_protection", "must be True in prod")
         if self.access_log_retention_days < 365:
             raise self._fail("access_log_retention_days", "must be at least 365 in prod (audit evidence)")
-        for index, variant in enumerate(self.serving.variants):
-            if variant.tracks_approvals:
-                raise self._fail_nested(f"serving.variants[{index}]", variant)(
-                    "model_version", "must pin a version in prod: production changes only by a reviewed change"
-                )
+        for model in self.models:
+            for index, variant in enumerate(model.serving.variants):
+                if variant.tracks_approvals:
+                    raise self._fail_nested(f"models[{model.name}].serving.variants[{index}]", variant)(
+                        "model_version", "must pin a version in prod: production changes only by a reviewed change"
+                    )
         if not self.api.waf:
             raise self._fail_nested("api", self.api)("waf", "must be True in prod")
         if self.api.log_payloads:
@@ -635,13 +807,38 @@ class EnvironmentConfig:
 
     # -- derived values -------------------------------------------------------
 
-    @property
-    def model_package_group_name(self) -> str:
-        return f"{self.prefix}-{self.training.model_name}"
+    def model(self, name: str) -> ModelConfig:
+        """The model named ``name``; an unknown name is an error naming the environment's models."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        known = ", ".join(m.name for m in self.models)
+        raise ConfigError(f"environment {self.name!r} has no model {name!r}; its models: {known}")
+
+    def has_model(self, name: str) -> bool:
+        return any(model.name == name for model in self.models)
+
+    def model_package_group_name(self, model: str) -> str:
+        return f"{self.prefix}-{model}"
+
+    def training_pipeline_name(self, model: str) -> str:
+        return f"{self.prefix}-{model}-training"
 
     @property
-    def training_pipeline_name(self) -> str:
-        return f"{self.prefix}-{self.training.model_name}-training"
+    def tracks_approvals(self) -> bool:
+        """Some variant of some model follows the latest approved version."""
+        return any(model.serving.tracks_approvals for model in self.models)
+
+    @property
+    def promotion_registry(self) -> str:
+        """The registry environment whose approvals this environment promotes (its own when it promotes none)."""
+        tracked = [m.serving.registry_environment for m in self.models if m.serving.tracks_approvals]
+        return tracked[0] if tracked else self.name
+
+    @property
+    def models_parameter_path(self) -> str:
+        """Where each model's serving configuration is published for the API's proxy (SSM Parameter Store)."""
+        return f"/{self.prefix}/models/"
 
     @property
     def stage_id(self) -> str:

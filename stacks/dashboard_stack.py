@@ -1,4 +1,4 @@
-"""The dashboard of one environment: its model's endpoint, prediction API and training pipeline on one page.
+"""The dashboard of one model in one environment: its endpoint, API routes and training pipeline on one page.
 
 Deployed last, as it reads the other stacks' resources; the endpoint's name is
 the only value it imports (the API and pipeline are named from the config).
@@ -12,7 +12,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mlops_constructs import ModelDashboard, ModelDashboardProps, PredictionApi, TrainingPipeline
-from stacks.config import EnvironmentConfig
+from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.serving_stack import ServingStack
 
 
@@ -23,17 +23,20 @@ class DashboardStack(cdk.Stack):
         construct_id: str,
         *,
         config: EnvironmentConfig,
+        model: ModelConfig,
         serving: ServingStack,
         api: PredictionApi,
         pipeline: TrainingPipeline,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, description=f"MLOps estate {config.name}: dashboard", **kwargs)
+        super().__init__(
+            scope, construct_id, description=f"MLOps estate {config.name}: dashboard of {model.name}", **kwargs
+        )
         self.dashboard = ModelDashboard(
             self,
             "Model",
             ModelDashboardProps(
-                dashboard_name=f"{config.prefix}-{config.training.model_name}",
+                dashboard_name=f"{config.prefix}-{model.name}",
                 endpoint=serving.endpoint,
                 api=api,
                 pipeline=pipeline,

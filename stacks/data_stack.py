@@ -1,4 +1,4 @@
-"""The stateful stack: the estate's KMS keys, S3 buckets and model registry.
+"""The stateful stack: the estate's KMS keys, S3 buckets and model registry (a group per model).
 
 Kept apart from everything that can be replaced freely (pipelines, serving,
 APIs), so that such a change can never plan a bucket, key or registry
@@ -23,7 +23,11 @@ from mlops_constructs import (
     SecureKeyProps,
     ServerAccessLogs,
 )
-from stacks.config import EnvironmentConfig
+from stacks.config import EnvironmentConfig, ModelConfig
+
+#: Logical IDs that stateful resources had before a refactor, kept so that CloudFormation never
+#: replaces them: the first model's registry group predates models as config (one group per model).
+REGISTRY_LOGICAL_IDS = {"breast-cancer": "ModelRegistryGroupC87F7ECA"}
 
 #: The two packs that ask every bucket for cross-region replication.
 REPLICATION_RULES = ("NIST.800.53.R5-S3BucketReplicationEnabled", "HIPAA.Security-S3BucketReplicationEnabled")
@@ -59,9 +63,9 @@ class DataStack(cdk.Stack):
             service_grants_for_aws_resources_only=False,
         )
         self.log_groups_key = self._key("LogGroupsKey", "log-groups", "CloudWatch log groups", via_services=("logs",))
-        self._admit_cloudwatch_logs(self.log_groups_key)
+        self.log_groups_key.admit_log_groups()
         self.alerts_key = self._key("AlertsKey", "alerts", "alert notifications (SNS)", via_services=("sns",))
-        self._admit_alert_publishers(self.alerts_key)
+        self.alerts_key.admit_alert_publishers()
 
         self.access_logs = SecureBucket(
             self,
@@ -81,61 +85,40 @@ class DataStack(cdk.Stack):
             self._acknowledge_single_region(bucket)
 
         self._share_model_artifacts(config)
-        self.registry = ModelRegistry(
+        self.registries = {model.name: self._registry(model) for model in config.models}
+
+    def _registry(self, model: ModelConfig) -> ModelRegistry:
+        """The model's package group: its versions, their approvals and their lineage."""
+        config = self._config
+        registry = ModelRegistry(
             self,
-            "ModelRegistry",
+            f"{model.name}-Registry",
             ModelRegistryProps(
-                model_package_group_name=config.model_package_group_name,
-                description=config.training.description,
+                model_package_group_name=config.model_package_group_name(model.name),
+                description=model.description,
                 consumer_accounts=config.model_consumer_accounts,
                 removal_policy=config.cdk_removal_policy,
             ),
         )
+        legacy = REGISTRY_LOGICAL_IDS.get(model.name)
+        if legacy is not None:
+            registry.group.override_logical_id(legacy)
+        return registry
 
     def _share_model_artifacts(self, config: EnvironmentConfig) -> None:
         """The registry of record's consumers deploy its versions: they read the trained models, through S3 only."""
         if not config.model_consumer_accounts:
             return
-        self.model_artifacts.allow_read_from_accounts(
-            config.model_consumer_accounts, f"{config.training_pipeline_name}/"
-        )
+        for model in config.models:
+            self.model_artifacts.allow_read_from_accounts(
+                config.model_consumer_accounts, f"{config.training_pipeline_name(model.name)}/"
+            )
         self.model_key.allow_accounts(
             "ConsumerAccountsReadModelsThroughS3",
             config.model_consumer_accounts,
             ("kms:Decrypt",),
             {"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
         )
-
-    def _admit_cloudwatch_logs(self, key: SecureKey) -> None:
-        """CloudWatch Logs encrypts log groups of this account, and only those (encryption context)."""
-        logs_arn = self.format_arn(
-            service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
-        )
-        key.allow_service(
-            "CloudWatchLogsEncryptsLogGroups",
-            f"logs.{self.region}.amazonaws.com",  # the regional service principal of CloudWatch Logs
-            (
-                "kms:Encrypt",
-                "kms:Decrypt",
-                "kms:ReEncryptFrom",
-                "kms:ReEncryptTo",
-                "kms:GenerateDataKey",
-                "kms:GenerateDataKeyWithoutPlaintext",
-                "kms:DescribeKey",
-            ),
-            {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": logs_arn}},
-        )
-
-    def _admit_alert_publishers(self, key: SecureKey) -> None:
-        """EventBridge and CloudWatch alarms publish to encrypted topics of this account, and only those."""
-        topics = self.format_arn(service="sns", resource="*", arn_format=cdk.ArnFormat.NO_RESOURCE_NAME)
-        for sid, service in (("EventBridgePublishesAlerts", "events"), ("CloudWatchAlarmsPublishAlerts", "cloudwatch")):
-            key.allow_service(
-                sid,
-                f"{service}.amazonaws.com",
-                ("kms:GenerateDataKey", "kms:Decrypt"),
-                {"StringLike": {"kms:EncryptionContext:aws:sns:topicArn": topics}},
-            )
 
     @property
     def buckets(self) -> list[SecureBucket]:

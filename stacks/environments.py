@@ -14,30 +14,36 @@ from stacks.config import (
     ApiConfig,
     ConfigError,
     EnvironmentConfig,
+    GateConfig,
+    ModelConfig,
     ServingConfig,
-    TrainingConfig,
     VariantConfig,
 )
 
-#: The estate's first model: scikit-learn's bundled breast-cancer data set, until a
-#: product team's data lands under the prefix (see README, "Training").
-TRAINING = TrainingConfig(
-    model_name="breast-cancer",
+#: The estate's first model, a binary classifier: scikit-learn's bundled breast-cancer data set, until a
+#: product team's data lands under datasets/breast-cancer/ (see README, "Training"). Every environment
+#: trains weekly as well as on new data (TrainingConfig's defaults): dev's registry is the one staging and
+#: prod serve from.
+BREAST_CANCER = ModelConfig(
+    name="breast-cancer",
     description="probability that a breast mass biopsy is benign, from 30 cell-nucleus features",
-    raw_data_prefix="datasets/breast-cancer/",
-    completion_marker="_SUCCESS",
-    processing_instance_type="ml.m5.large",
-    training_instance_type="ml.m5.large",
-    training_instance_count=1,
-    spot_training=True,
-    max_runtime_minutes=60,
-    max_wait_minutes=120,
-    min_auc=0.9,
-    max_auc_drop=0.01,
-    # Weekly in every environment, besides new data and manual runs: dev's registry is the one staging
-    # and prod serve from, and a pipeline that only runs on new data can rot unnoticed between deliveries
-    # (its "no success within 7 days" alarm assumes a schedule at least weekly).
-    schedule="cron(0 3 ? * MON *)",
+    problem_type="binary_classification",
+    features=30,
+    gate=GateConfig(metric="auc", threshold=0.9, max_regression=0.01),
+    # Serverless: an idle dev endpoint costs nothing. It serves the latest approved version.
+    serving=ServingConfig(variants=(VariantConfig(name="champion", model_version="approved", initial_version=1),)),
+)
+
+#: The second model, a three-class classifier of wine cultivars (scikit-learn's bundled wine data set),
+#: gated on weighted F1: what adding a model to the estate takes is this entry and its step code.
+WINE = ModelConfig(
+    name="wine-cultivar",
+    description="which of three cultivars a wine comes from, from 13 chemical measurements",
+    problem_type="multiclass_classification",
+    features=13,
+    classes=3,
+    gate=GateConfig(metric="weighted_f1", threshold=0.85, max_regression=0.02),
+    serving=ServingConfig(variants=(VariantConfig(name="champion", model_version="approved", initial_version=1),)),
 )
 
 DEV = EnvironmentConfig(
@@ -54,9 +60,7 @@ DEV = EnvironmentConfig(
     key_pending_window_days=7,
     owner="ml-platform",
     cost_center="CC-4100",
-    training=TRAINING,
-    # Serverless: an idle dev endpoint costs nothing. It serves the latest approved version.
-    serving=ServingConfig(variants=(VariantConfig(name="champion", model_version="approved", initial_version=1),)),
+    models=(BREAST_CANCER, WINE),
     api=ApiConfig(rate_limit=20, burst_limit=40, waf=False, allow_variant_pinning=True, log_payloads=True),
     alert_emails=("ml-platform-dev@example.com",),
     # Dev's registry is the registry of record: staging and prod deploy the versions approved there.
@@ -77,22 +81,44 @@ STAGING = EnvironmentConfig(
     key_pending_window_days=30,
     owner="ml-platform",
     cost_center="CC-4100",
-    training=TRAINING,
-    # A/B in staging: prod's version against the latest approved one, on a tenth of the traffic.
-    serving=ServingConfig(
-        variants=(
-            VariantConfig(
-                name="champion", model_version=1, weight=0.9, instance_type="ml.m5.large", max_instance_count=2
-            ),
-            VariantConfig(
-                name="challenger", model_version="approved", initial_version=1, weight=0.1, instance_type="ml.m5.large"
+    models=(
+        # A/B in staging: prod's version against the latest approved one, on a tenth of the traffic.
+        dataclasses.replace(
+            BREAST_CANCER,
+            serving=ServingConfig(
+                variants=(
+                    VariantConfig(
+                        name="champion", model_version=1, weight=0.9, instance_type="ml.m5.large", max_instance_count=2
+                    ),
+                    VariantConfig(
+                        name="challenger",
+                        model_version="approved",
+                        initial_version=1,
+                        weight=0.1,
+                        instance_type="ml.m5.large",
+                    ),
+                ),
+                data_capture_percent=100,
+                deployment="linear",
+                deployment_step_percent=50,
+                deployment_wait_minutes=5,
+                ground_truth_prefix="ground-truth/breast-cancer/",
             ),
         ),
-        data_capture_percent=100,
-        deployment="linear",
-        deployment_step_percent=50,
-        deployment_wait_minutes=5,
-        ground_truth_prefix="ground-truth/breast-cancer/",
+        # The multiclass model follows approvals on one instance, captured and drift-monitored.
+        dataclasses.replace(
+            WINE,
+            serving=ServingConfig(
+                variants=(
+                    VariantConfig(
+                        name="champion", model_version="approved", initial_version=1, instance_type="ml.m5.large"
+                    ),
+                ),
+                data_capture_percent=100,
+                deployment="all-at-once",
+                deployment_wait_minutes=5,
+            ),
+        ),
     ),
     api=ApiConfig(
         rate_limit=50,
@@ -119,35 +145,58 @@ PROD = EnvironmentConfig(
     key_pending_window_days=30,
     owner="ml-platform",
     cost_center="CC-4100",
-    # Tuning is off until a model's cost and gain justify it: training.tuning_max_jobs=8 turns it on.
-    training=dataclasses.replace(TRAINING, min_auc=0.95),
     # Prod pins its versions: a new one reaches prod only through a reviewed change of these lines.
-    serving=ServingConfig(
-        variants=(
-            VariantConfig(
-                name="champion",
-                model_version=1,
-                weight=0.9,
-                instance_type="ml.m5.large",
-                instance_count=2,
-                max_instance_count=6,
-            ),
-            VariantConfig(
-                name="challenger",
-                model_version=2,
-                weight=0.1,
-                instance_type="ml.m5.large",
-                instance_count=1,
-                max_instance_count=2,
+    # Tuning is off until a model's cost and gain justify it: training=TrainingConfig(tuning_max_jobs=8).
+    models=(
+        dataclasses.replace(
+            BREAST_CANCER,
+            gate=GateConfig(metric="auc", threshold=0.95, max_regression=0.01),
+            serving=ServingConfig(
+                variants=(
+                    VariantConfig(
+                        name="champion",
+                        model_version=1,
+                        weight=0.9,
+                        instance_type="ml.m5.large",
+                        instance_count=2,
+                        max_instance_count=6,
+                    ),
+                    VariantConfig(
+                        name="challenger",
+                        model_version=2,
+                        weight=0.1,
+                        instance_type="ml.m5.large",
+                        instance_count=1,
+                        max_instance_count=2,
+                    ),
+                ),
+                data_capture_percent=20,
+                deployment="canary",
+                deployment_step_percent=10,
+                deployment_wait_minutes=10,
+                max_model_latency_p99_ms=300,
+                expect_traffic=True,
+                ground_truth_prefix="ground-truth/breast-cancer/",
             ),
         ),
-        data_capture_percent=20,
-        deployment="canary",
-        deployment_step_percent=10,
-        deployment_wait_minutes=10,
-        max_model_latency_p99_ms=300,
-        expect_traffic=True,
-        ground_truth_prefix="ground-truth/breast-cancer/",
+        dataclasses.replace(
+            WINE,
+            serving=ServingConfig(
+                variants=(
+                    VariantConfig(
+                        name="champion",
+                        model_version=1,
+                        instance_type="ml.m5.large",
+                        instance_count=2,
+                        max_instance_count=4,
+                    ),
+                ),
+                data_capture_percent=20,
+                deployment="all-at-once",
+                deployment_wait_minutes=10,
+                expect_traffic=True,
+            ),
+        ),
     ),
     api=ApiConfig(
         rate_limit=200,
@@ -183,27 +232,8 @@ def check_estate(configs: dict[str, EnvironmentConfig]) -> None:
                 f"environment {config.name!r}: field 'account' must differ from prod's, got {config.account!r}"
             )
     for config in configs.values():
-        registry = configs.get(config.serving.registry_environment)
-        if registry is not None and registry is not config and config.account not in registry.model_consumer_accounts:
-            raise ConfigError(
-                f"environment {config.name!r}: field 'serving.registry_environment' names {registry.name!r}, whose "
-                f"model_consumer_accounts do not admit account {config.account}, got {registry.name!r}"
-            )
-        if registry is None:
-            continue
-        # Monitoring compares with baselines the registry's pipeline registers: without them every deploy fails.
-        if config.serving.data_capture_percent and not registry.training.data_quality_baseline:
-            raise ConfigError(
-                f"environment {config.name!r}: field 'serving.data_capture_percent' turns on data-quality monitoring, "
-                f"but the versions come from {registry.name!r}, whose training.data_quality_baseline is off, "
-                f"got {config.serving.data_capture_percent!r}"
-            )
-        if config.serving.ground_truth_prefix and not registry.training.model_quality_baseline:
-            raise ConfigError(
-                f"environment {config.name!r}: field 'serving.ground_truth_prefix' turns on model-quality "
-                f"monitoring, but the versions come from {registry.name!r}, whose training.model_quality_baseline "
-                f"is off, got {config.serving.ground_truth_prefix!r}"
-            )
+        for model in config.models:
+            _check_model_source(config, model, configs)
     accounts = {config.account: config.name for config in configs.values()}
     for config in configs.values():
         strangers = [account for account in config.model_consumer_accounts if account not in accounts]
@@ -212,6 +242,39 @@ def check_estate(configs: dict[str, EnvironmentConfig]) -> None:
                 f"environment {config.name!r}: field 'model_consumer_accounts' must name accounts of the estate's "
                 f"environments ({', '.join(sorted(accounts))}), got {strangers[0]!r}"
             )
+
+
+def _check_model_source(config: EnvironmentConfig, model: ModelConfig, configs: dict[str, EnvironmentConfig]) -> None:
+    """A model's versions come from a registry environment that trains it, admits this account, and
+    registers the baselines this environment's monitoring compares with."""
+    path = f"models[{model.name}].serving.registry_environment"
+    name = model.serving.registry_environment
+    registry = configs.get(name)
+    if registry is None:
+        return  # that environment is not part of this build (a config test builds environments alone)
+    if registry is not config and config.account not in registry.model_consumer_accounts:
+        raise ConfigError(
+            f"environment {config.name!r}: field '{path}' names {registry.name!r}, whose "
+            f"model_consumer_accounts do not admit account {config.account}, got {name!r}"
+        )
+    if not registry.has_model(model.name):
+        raise ConfigError(
+            f"environment {config.name!r}: field '{path}' names {registry.name!r}, which has no model "
+            f"{model.name!r} to register its versions, got {name!r}"
+        )
+    trained = registry.model(model.name).training
+    if model.serving.data_capture_percent and not trained.data_quality_baseline:
+        raise ConfigError(
+            f"environment {config.name!r}: field 'models[{model.name}].serving.data_capture_percent' turns on "
+            f"data-quality monitoring, but the versions come from {registry.name!r}, whose "
+            f"training.data_quality_baseline is off, got {model.serving.data_capture_percent!r}"
+        )
+    if model.serving.ground_truth_prefix and not trained.model_quality_baseline:
+        raise ConfigError(
+            f"environment {config.name!r}: field 'models[{model.name}].serving.ground_truth_prefix' turns on "
+            f"model-quality monitoring, but the versions come from {registry.name!r}, whose "
+            f"training.model_quality_baseline is off, got {model.serving.ground_truth_prefix!r}"
+        )
 
 
 def get_config(name: str) -> EnvironmentConfig:

@@ -2,19 +2,18 @@
 
 A data scientist approves a model package version in dev's registry (the
 registry of record). EventBridge matches only ``Approved`` state changes of
-the estate's group. In dev the rule invokes dev's promotion function and
+the groups of the models the environment promotes. In dev the rule invokes dev's promotion function and
 forwards the event to the default event bus of each other environment that
 follows approvals (staging), whose own promotion function handles it there:
 no function acts in an account other than its own. Each function sets its
-serving stack's package parameter to the approved version with an update of
-the same template, and CloudFormation rolls the endpoint blue/green, rolled
+model's serving stack's package parameters to the approved version with an
+update of the same template, and CloudFormation rolls the endpoint blue/green, rolled
 back by its alarms. Prod pins its versions in the config: dev's function only
 tells the approvers the reviewed change that promotes it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,24 +39,33 @@ from mlops_constructs import (
 )
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
-from stacks.serving_stack import package_parameter
 
 CODE = Path(__file__).resolve().parents[1] / "lambda_src" / "promote_model"
 APPROVED_DETAIL_TYPE = "SageMaker Model Package State Change"
-SERVING_STACK_ARN = r":stack/[a-z0-9-]+-serving/\*$"
+SERVING_STACK_ARN = r":stack/[a-z0-9-]+-\*-serving/\*$"
 SERVING_STACK_REASON = (
-    "A CloudFormation stack's ARN ends in an id assigned when the stack is created; the resource names "
-    "the one serving stack of this environment and leaves only that id open."
+    "A CloudFormation stack's ARN ends in an id assigned when the stack is created, and each model has its own "
+    "serving stack, <prefix>-<model>-serving; the resource leaves open only the model name and that id, within "
+    "this environment's prefix, so that a model added by config needs no policy change (and the policy stays "
+    "within IAM's size limit at fifty models)."
 )
 
 
-def approved_pattern(registry: EnvironmentConfig) -> events.EventPattern:
-    """Approvals of the estate's group, emitted by the registry of record's account, and nothing else."""
+def promoted_models(config: EnvironmentConfig) -> list[str]:
+    """The models of which ``config`` serves the latest approved version in some variant."""
+    return [model.name for model in config.models if model.serving.tracks_approvals]
+
+
+def approved_pattern(registry: EnvironmentConfig, models: Sequence[str]) -> events.EventPattern:
+    """Approvals of these models' groups, emitted by the registry of record's account, and nothing else."""
     return events.EventPattern(
         account=[registry.account],
         source=["aws.sagemaker"],
         detail_type=[APPROVED_DETAIL_TYPE],
-        detail={"ModelPackageGroupName": [registry.model_package_group_name], "ModelApprovalStatus": ["Approved"]},
+        detail={
+            "ModelPackageGroupName": [registry.model_package_group_name(model) for model in models],
+            "ModelApprovalStatus": ["Approved"],
+        },
     )
 
 
@@ -82,16 +90,17 @@ class PromotionStack(cdk.Stack):
             scope, construct_id, description=f"MLOps estate {config.name}: promotion of approved models", **kwargs
         )
         self._config, self._registry = config, registry
-        followers = [c for c in estate if c.serving.registry_environment == registry.name]
+        self.models = promoted_models(config)
+        followers = [c for c in estate if c is not config and _follows(c, registry)]
         is_registry = config.name == registry.name
-        manual = [c.name for c in followers if not c.serving.tracks_approvals] if is_registry else []
+        manual = [c.name for c in followers if not c.tracks_approvals] if is_registry else []
         self.dead_letters = dead_letter_queue(self, "DeadLetters")
         self.function = SecureFunction(
             self,
             "Function",
             SecureFunctionProps(
                 code=lambda_.Code.from_asset(str(bundle(CODE))),
-                description=f"Promotes approved {registry.model_package_group_name} versions into {config.name}",
+                description=f"Promotes approved model versions of {registry.name}'s registry into {config.name}",
                 logs_key=data.log_groups_key.key,
                 environment_key=data.compute_key.key,
                 timeout=cdk.Duration.minutes(1),
@@ -102,12 +111,10 @@ class PromotionStack(cdk.Stack):
                 alarm_topic=alerts.topic,
                 environment={
                     "ENVIRONMENT": config.name,
-                    "MODEL_PACKAGE_GROUP": registry.model_package_group_name,
                     "REGISTRY_ACCOUNT": registry.account,
-                    "STACK_NAME": self.serving_stack_name,
-                    "PARAMETERS": json.dumps(
-                        [package_parameter(v) for v in config.serving.variants if v.tracks_approvals]
-                    ),
+                    "REGISTRY_PREFIX": registry.prefix,
+                    "MODELS": ",".join(self.models),
+                    "STACK_NAME_FORMAT": f"{config.prefix}-{{model}}-serving",
                     "NOTIFY_TOPIC_ARN": alerts.topic_arn,
                     "MANUAL_ENVIRONMENTS": ",".join(manual),
                     "LOG_LEVEL": "INFO",
@@ -117,8 +124,8 @@ class PromotionStack(cdk.Stack):
         self.rule = events.Rule(
             self,
             "Approved",
-            description=f"Approved versions of {registry.model_package_group_name} to promote into {config.name}",
-            event_pattern=approved_pattern(registry),
+            description=f"Approved versions to promote into {config.name}: {', '.join(self.models)}"[:512],
+            event_pattern=approved_pattern(registry, self.models),
             targets=[
                 targets.LambdaFunction(
                     self.function.function,
@@ -130,16 +137,12 @@ class PromotionStack(cdk.Stack):
         )
         if is_registry:
             for follower in followers:
-                if follower.account != config.account and follower.serving.tracks_approvals:
+                if follower.account != config.account and follower.tracks_approvals:
                     self._forward_to(follower)
         else:
             self._admit_from_registry()
         self._grant(data, alerts)
         self._acknowledge()
-
-    @property
-    def serving_stack_name(self) -> str:
-        return f"{self._config.prefix}-serving"
 
     def _forward_to(self, follower: EnvironmentConfig) -> None:
         """Approvals go on to the follower's default event bus, where its own promotion function takes them."""
@@ -151,15 +154,15 @@ class PromotionStack(cdk.Stack):
                 assumed_by=iam.ServicePrincipal(
                     "events.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": self.account}}
                 ),
-                description=f"Forwards approvals of {self._registry.model_package_group_name} to {follower.name}",
+                description=f"Forwards approvals of {self._registry.name}'s registry to {follower.name}",
             ),
         )
         role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus]))
         rule = events.Rule(
             self,
             f"ForwardTo{follower.stage_id}",
-            description=f"Approved versions of {self._registry.model_package_group_name}, on to {follower.name}",
-            event_pattern=approved_pattern(self._registry),
+            description=f"Approved versions that {follower.name} promotes, on to it",
+            event_pattern=approved_pattern(self._registry, promoted_models(follower)),
             targets=[_EventBusTarget(bus, role)],
         )
         rule.node.add_dependency(role.policy)
@@ -191,7 +194,7 @@ class PromotionStack(cdk.Stack):
                 actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"],
                 resources=[
                     self.format_arn(
-                        service="cloudformation", resource="stack", resource_name=f"{self.serving_stack_name}/*"
+                        service="cloudformation", resource="stack", resource_name=f"{self._config.prefix}-*-serving/*"
                     )
                 ],
             ),
@@ -215,8 +218,13 @@ class PromotionStack(cdk.Stack):
                 self.function.function,
                 f"{pack}-LambdaInsideVPC",
                 f"Environment {self._config.name!r} has no VPC yet. The function has no inbound path, reads no "
-                "data, and calls only CloudFormation (this environment's serving stack) and SNS (its alert topic).",
+                "data, and calls only CloudFormation (this environment's serving stacks) and SNS (its alert topic).",
             )
+
+
+def _follows(config: EnvironmentConfig, registry: EnvironmentConfig) -> bool:
+    """``config`` serves some model from ``registry``'s registry."""
+    return any(model.serving.registry_environment == registry.name for model in config.models)
 
 
 @jsii.implements(events.IRuleTarget)

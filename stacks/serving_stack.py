@@ -1,4 +1,4 @@
-"""Serving of one environment: the model's real-time endpoint, its alarms and its autoscaling.
+"""Serving of one model in one environment: its real-time endpoint, alarms, autoscaling and monitoring.
 
 Replaceable: it holds no data. Model versions come from the registry of
 record (dev's): pinned in the config, or, for variants that follow approvals,
@@ -23,6 +23,7 @@ from compliance import nag
 from mlops_constructs import (
     HOURLY_MAX_RUNTIME,
     AlertTopic,
+    ApiRoute,
     BlueGreenDeployment,
     DataCapture,
     DataQualityMonitor,
@@ -35,12 +36,15 @@ from mlops_constructs import (
     ModelQualityMonitorProps,
     ModelSource,
     MonitoringCode,
+    RouteParameter,
+    RouteParameterProps,
     ScheduledMonitor,
     ServerlessCapacity,
     Variant,
+    integration_role,
     schedule_period_hours,
 )
-from stacks.config import EnvironmentConfig, VariantConfig
+from stacks.config import EnvironmentConfig, ModelConfig, VariantConfig
 from stacks.data_stack import DataStack
 
 MONITORING_CODE = Path(__file__).resolve().parents[1] / "lambda_src"
@@ -57,10 +61,10 @@ def package_parameter(variant: VariantConfig) -> str:
     return "".join(part.capitalize() for part in variant.name.split("-")) + "ModelPackage"
 
 
-def package_arn(registry: EnvironmentConfig, version: int, partition: str = "aws") -> str:
+def package_arn(registry: EnvironmentConfig, model: str, version: int, partition: str = "aws") -> str:
     return (
         f"arn:{partition}:sagemaker:{registry.region}:{registry.account}:model-package/"
-        f"{registry.model_package_group_name}/{version}"
+        f"{registry.model_package_group_name(model)}/{version}"
     )
 
 
@@ -71,25 +75,30 @@ class ServingStack(cdk.Stack):
         construct_id: str,
         *,
         config: EnvironmentConfig,
+        model: ModelConfig,
         registry: EnvironmentConfig,
         data: DataStack,
         alerts: AlertTopic,
         code_version: str,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, description=f"MLOps estate {config.name}: real-time endpoint", **kwargs)
-        self._config, self._registry = config, registry
-        serving = config.serving
+        super().__init__(
+            scope, construct_id, description=f"MLOps estate {config.name}: real-time endpoint of {model.name}", **kwargs
+        )
+        self._config, self._registry, self._model = config, registry, model
+        self.contract = model.contract()
+        self.model_package_group = registry.model_package_group_name(model.name)
+        serving = model.serving
         same_account = registry.account == config.account
         self.package_parameters = {v.name: self._parameter(v) for v in serving.variants if v.tracks_approvals}
         self.endpoint = ModelEndpoint(
             self,
             "Endpoint",
             ModelEndpointProps(
-                alarm_prefix=f"{config.prefix}-{config.training.model_name}",
+                alarm_prefix=f"{config.prefix}-{model.name}",
                 variants=tuple(self._variant(v) for v in serving.variants),
                 artifact_bucket=data.model_artifacts if same_account else None,
-                artifact_prefix=f"{registry.training_pipeline_name}/",
+                artifact_prefix=f"{registry.training_pipeline_name(model.name)}/",
                 artifact_account=None if same_account else registry.account,
                 volume_key=None if serving.serverless else data.compute_key,
                 data_capture=self._data_capture(data),
@@ -112,20 +121,43 @@ class ServingStack(cdk.Stack):
             if self.endpoint.data_capture is not None and serving.ground_truth_prefix
             else None
         )
+        self.route = self._route()
         self._acknowledge()
         for monitor in (self.monitor, self.model_quality_monitor):
             if monitor is not None:
                 self._acknowledge_monitor(monitor)
 
+    def _route(self) -> ApiRoute:
+        """The model's route in the environment's API. What grows with each model lives here, beside the
+        endpoint, not in the API's template: the role API Gateway invokes this endpoint with, and the
+        configuration the API's proxy reads (an SSM parameter under the environment's models path)."""
+        config, model = self._config, self._model
+        direct = "direct" in model.api_modes
+        route = ApiRoute(
+            model=model.name,
+            endpoint=self.endpoint,
+            model_package_group=self.model_package_group,
+            allow_variant_pinning=config.api.allow_variant_pinning,
+            features=self.contract.feature_count,
+            direct=direct,
+            proxied="lambda" in model.api_modes,
+            integration_role=(
+                integration_role(self, "ApiIntegrationRole", model.name, self.endpoint).role if direct else None
+            ),
+        )
+        if route.proxied:
+            RouteParameter(self, "ApiRoute", RouteParameterProps(path=config.models_parameter_path, route=route))
+        return route
+
     def _parameter(self, variant: VariantConfig) -> cdk.CfnParameter:
         registry = self._registry
         assert variant.initial_version is not None  # the config requires it for variants that follow approvals
-        group = registry.model_package_group_name  # letters, digits and hyphens: nothing to escape
+        group = registry.model_package_group_name(self._model.name)  # letters, digits and hyphens: nothing to escape
         return cdk.CfnParameter(
             self,
             package_parameter(variant),
             type="String",
-            default=package_arn(registry, variant.initial_version, self.partition),
+            default=package_arn(registry, self._model.name, variant.initial_version, self.partition),
             allowed_pattern=rf"^arn:aws[a-z-]*:sagemaker:{registry.region}:{registry.account}:model-package/{group}/[1-9][0-9]*$",
             description=f"Model package served by variant {variant.name!r}: set by the promotion function on "
             "each approval; the default is the config's initial version",
@@ -135,7 +167,7 @@ class ServingStack(cdk.Stack):
         if variant.tracks_approvals:
             return self.package_parameters[variant.name].value_as_string
         assert isinstance(variant.model_version, int)
-        return package_arn(self._registry, variant.model_version, self.partition)
+        return package_arn(self._registry, self._model.name, variant.model_version, self.partition)
 
     def _variant(self, variant: VariantConfig) -> Variant:
         capacity: InstanceCapacity | ServerlessCapacity
@@ -159,30 +191,30 @@ class ServingStack(cdk.Stack):
         )
 
     def _data_capture(self, data: DataStack) -> DataCapture | None:
-        percent = self._config.serving.data_capture_percent
+        percent = self._model.serving.data_capture_percent
         if not percent:
             return None
-        prefix = f"{self._config.training.model_name}/"
+        prefix = f"{self._model.name}/"
         return DataCapture(bucket=data.inference_capture, prefix=prefix, sampling_percentage=percent)
 
     def _monitor_settings(self, data: DataStack, alerts: AlertTopic, kind: str) -> dict[str, Any]:
         """What every monitor of the champion (the first variant) takes: its baseline, reports, keys, alarms."""
-        config, registry = self._config, self._registry
+        config, registry, model = self._config, self._registry, self._model
         same_account = registry.account == config.account
         return {
             "endpoint": self.endpoint,
-            "model_package_arn": self._package_arn(config.serving.variants[0]),
+            "model_package_arn": self._package_arn(model.serving.variants[0]),
             "code": MonitoringCode.from_directory(MONITORING_CODE),
             "reports": data.inference_capture,
-            "reports_prefix": f"monitoring/{config.training.model_name}/",
+            "reports_prefix": f"monitoring/{model.name}/",
             "volume_key": data.compute_key,
             "logs_key": data.log_groups_key.key,
             "environment_key": data.compute_key.key,
-            "schedule_name": f"{config.prefix}-{config.training.model_name}-{kind}",
+            "schedule_name": f"{config.prefix}-{model.name}-{kind}",
             "baseline_bucket": data.model_artifacts if same_account else None,
-            "baseline_prefix": f"{registry.training_pipeline_name}/",
+            "baseline_prefix": f"{registry.training_pipeline_name(model.name)}/",
             "baseline_account": None if same_account else registry.account,
-            "instance_type": config.serving.monitoring_instance_type,
+            "instance_type": model.serving.monitoring_instance_type,
             "alarm_topic": alerts.topic,
             "log_retention": config.log_retention,
             "log_removal_policy": config.cdk_removal_policy,
@@ -195,13 +227,14 @@ class ServingStack(cdk.Stack):
             "DataQuality",
             DataQualityMonitorProps(
                 **self._monitor_settings(data, alerts, "data-quality"),
-                schedule_expression=self._config.serving.monitoring_schedule,
+                schedule_expression=self._model.serving.monitoring_schedule,
             ),
         )
 
     def _model_quality_monitor(self, data: DataStack, alerts: AlertTopic) -> ModelQualityMonitor:
         """The champion's answers, joined to the labels filed under the ground-truth prefix, against its baseline."""
-        serving = self._config.serving
+        serving = self._model.serving
+        contract = self.contract
         monitor = ModelQualityMonitor(
             self,
             "ModelQuality",
@@ -211,6 +244,10 @@ class ServingStack(cdk.Stack):
                 ground_truth=data.inference_capture,
                 ground_truth_prefix=serving.ground_truth_prefix,
                 ground_truth_delay=cdk.Duration.hours(serving.ground_truth_delay_hours),
+                problem_type=contract.monitor_problem_type,
+                inference_attribute=contract.inference_attribute,
+                probability_attribute=contract.probability_attribute,
+                probability_threshold=contract.probability_threshold,
                 max_runtime=(
                     HOURLY_MAX_RUNTIME
                     if schedule_period_hours(serving.model_quality_schedule) == 1
@@ -231,7 +268,7 @@ class ServingStack(cdk.Stack):
         return monitor
 
     def _deployment(self) -> BlueGreenDeployment | None:
-        serving = self._config.serving
+        serving = self._model.serving
         if serving.deployment == "none":
             return None
         wait = cdk.Duration.minutes(serving.deployment_wait_minutes)
@@ -240,9 +277,9 @@ class ServingStack(cdk.Stack):
 
     def _acknowledge(self) -> None:
         """Every wildcard resource of the endpoint's role, with the evidence that it is as narrow as it can be."""
-        config, registry = self._config, self._registry
+        registry, model = self._registry, self._model
         reviewed = {
-            rf"/{re.escape(registry.training_pipeline_name)}/\*$": (
+            rf"/{re.escape(registry.training_pipeline_name(model.name))}/\*$": (
                 "Model artifacts are written under <pipeline>/<execution id>/ by each training run; the role may "
                 "read objects only under the training pipeline's prefix, not list them."
             ),
@@ -255,7 +292,7 @@ class ServingStack(cdk.Stack):
                 "The registry account's model key decrypts the artifacts; its id is generated there, and the "
                 "statement allows only kms:Decrypt through S3 (kms:ViaService)."
             ),
-            rf"/{re.escape(config.training.model_name)}/\*$": (
+            rf"/{re.escape(model.name)}/\*$": (
                 "Data capture writes one object per capture file under this endpoint's prefix; the role may only "
                 "write under that prefix of the capture bucket."
             ),
@@ -269,7 +306,7 @@ class ServingStack(cdk.Stack):
             ),
         }
         nag.acknowledge_wildcard_resources(self.endpoint.role.policy, reviewed)
-        if config.serving.serverless:
+        if model.serving.serverless:
             for pack in ("NIST.800.53.R5", "HIPAA.Security"):
                 nag.acknowledge(
                     self.endpoint.endpoint_config,
@@ -281,12 +318,12 @@ class ServingStack(cdk.Stack):
 
     def _acknowledge_monitor(self, monitor: ScheduledMonitor) -> None:
         """The monitoring's wildcard resources and function findings, each with its evidence."""
-        config, registry = self._config, self._registry
-        model = re.escape(config.training.model_name)
+        config, registry, served = self._config, self._registry, self._model
+        model = re.escape(served.name)
         # The first pattern that matches gives the reason: the narrower prefixes come first.
         ground_truth = {}
         if isinstance(monitor, ModelQualityMonitor):
-            ground_truth[rf"/{re.escape(config.serving.ground_truth_prefix)}\*$"] = (
+            ground_truth[rf"/{re.escape(served.serving.ground_truth_prefix)}\*$"] = (
                 "Labels are filed as objects under <prefix>yyyy/mm/dd/hh/, named by whoever labels the requests; "
                 "the monitoring jobs may read only the ground-truth prefix of the capture bucket."
             )
@@ -299,10 +336,15 @@ class ServingStack(cdk.Stack):
             monitor.baseline_function.role.policy,
             {
                 r"^\*$": f"Only {x_ray}.",
-                rf":model-package/{re.escape(registry.model_package_group_name)}/\*$": (
+                rf":model-package/{re.escape(registry.model_package_group_name(served.name))}/\*$": (
                     "The served version is a stack parameter that each promotion changes; the function may describe "
                     "the versions of this one model package group, so that a promotion does not change its policy "
                     "(IAM takes seconds to apply a change, the custom resource calls SageMaker at once)."
+                ),
+                r'"Ref":"[A-Za-z0-9]+ModelPackage"\}\]\}\]\}/\*$': (
+                    "The served version is a stack parameter that each promotion changes, and its AllowedPattern "
+                    "admits only versions of this model's package group; the resource is that group's versions, "
+                    "read from the parameter, so that a promotion does not change the function's policy."
                 ),
             },
         )
@@ -323,7 +365,7 @@ class ServingStack(cdk.Stack):
                     "SageMaker names each job's log stream after the generated monitoring job; the resource is "
                     "limited to the processing-job log group of this account and region."
                 ),
-                rf"/{re.escape(registry.training_pipeline_name)}/\*$": (
+                rf"/{re.escape(registry.training_pipeline_name(served.name))}/\*$": (
                     "Baselines are written under <pipeline>/<execution id>/ by each training run; the role may read "
                     "objects only under the training pipeline's prefix."
                 ),

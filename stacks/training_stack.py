@@ -1,4 +1,4 @@
-"""Training of one environment: the pipeline, its triggers and its failure notification.
+"""Training of one model in one environment: the pipeline, its triggers and its failure notification.
 
 Replaceable: everything stateful it uses (buckets, keys, the registry) lives
 in the Data stack.
@@ -19,12 +19,11 @@ from mlops_constructs import (
     AlertTopic,
     HyperparameterTuning,
     ParameterRange,
-    QualityGate,
     StepCode,
     TrainingPipeline,
     TrainingPipelineProps,
 )
-from stacks.config import EnvironmentConfig
+from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.data_stack import DataStack
 
 STEP_CODE = Path(__file__).resolve().parents[1] / "lambda_src"
@@ -32,8 +31,10 @@ STEP_CODE = Path(__file__).resolve().parents[1] / "lambda_src"
 #: Why a statement may name Resource "*": each of its actions takes no resource in IAM.
 UNSCOPED = (
     "Only actions that IAM evaluates without a resource use '*': cloudwatch:PutMetricData, limited to "
-    "SageMaker's namespaces by a condition, and sagemaker:ListModelPackages, which lists names and statuses "
-    "of the group named in the request; reading a version needs DescribeModelPackage, scoped to the group."
+    "SageMaker's namespaces by a condition, sagemaker:ListModelPackages, which lists names and statuses "
+    "of the group named in the request (reading a version needs DescribeModelPackage, scoped to the group), "
+    "and, for a model with an image of its team's own, ecr:GetAuthorizationToken, which takes no resource; "
+    "pulling is limited to that image's repository."
 )
 
 #: What tuning searches when an environment turns it on (training.tuning_max_jobs > 0):
@@ -51,15 +52,21 @@ class TrainingStack(cdk.Stack):
         construct_id: str,
         *,
         config: EnvironmentConfig,
+        model: ModelConfig,
         data: DataStack,
         alerts: AlertTopic,
         code_version: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            scope, construct_id, description=f"MLOps estate {config.name}: training pipeline and triggers", **kwargs
+            scope,
+            construct_id,
+            description=f"MLOps estate {config.name}: training pipeline and triggers of {model.name}",
+            **kwargs,
         )
-        training = config.training
+        self._model = model
+        training = model.training
+        pipeline_name = config.training_pipeline_name(model.name)
         tuning = None
         if training.tuning_max_jobs:
             tuning = HyperparameterTuning(
@@ -71,17 +78,19 @@ class TrainingStack(cdk.Stack):
             self,
             "TrainingPipeline",
             TrainingPipelineProps(
-                pipeline_name=config.training_pipeline_name,
-                registry=data.registry,
+                pipeline_name=pipeline_name,
+                registry=data.registries[model.name],
                 raw_data=data.raw_data,
-                raw_data_prefix=training.raw_data_prefix,
+                raw_data_prefix=model.data_prefix,
                 processed_data=data.processed_data,
                 model_artifacts=data.model_artifacts,
                 volume_key=data.compute_key,
                 logs_key=data.log_groups_key.key,
                 step_code=StepCode.from_directory(STEP_CODE),
                 code_version=code_version,
-                quality_gate=QualityGate(min_auc=training.min_auc, max_auc_drop=training.max_auc_drop),
+                contract=model.contract(),
+                quality_gate=model.gate.quality_gate(),
+                image_uri=model.image_uri,
                 log_retention=config.log_retention,
                 log_removal_policy=config.cdk_removal_policy,
                 processing_instance_type=training.processing_instance_type,
@@ -99,7 +108,7 @@ class TrainingStack(cdk.Stack):
             self.pipeline.run_on_schedule(events.Schedule.expression(training.schedule))
         self.pipeline.run_on_new_data(training.completion_marker)
         message = events.RuleTargetInput.from_text(
-            f"Training pipeline {config.training_pipeline_name} failed in {config.name}: execution "
+            f"Training pipeline {pipeline_name} failed in {config.name}: execution "
             f"{events.EventField.from_path('$.detail.pipelineExecutionArn')}. "
             "Open it in SageMaker Studio (Pipelines) to see the failed step and its reason."
         )
@@ -110,8 +119,8 @@ class TrainingStack(cdk.Stack):
 
     def _acknowledge(self, config: EnvironmentConfig) -> None:
         """Every wildcard resource of the two roles, and the Lambda rules that do not apply, with evidence."""
-        pipeline = config.training_pipeline_name
-        group = re.escape(config.model_package_group_name)
+        pipeline = config.training_pipeline_name(self._model.name)
+        group = re.escape(config.model_package_group_name(self._model.name))
         versions = (
             "Model package versions are created by this pipeline, one ARN per version (<group>/<number>), "
             "unknown before registration; the resource is limited to the versions of this one group."
@@ -139,7 +148,7 @@ class TrainingStack(cdk.Stack):
                     "are limited to this pipeline's prefix, and listing to the same prefix by s3:prefix."
                 ),
                 r"^\*$": UNSCOPED,
-                rf"/{re.escape(config.training.raw_data_prefix)}\*$": (
+                rf"/{re.escape(self._model.data_prefix)}\*$": (
                     "Data producers add files under the raw-data prefix at any time; reading is limited to "
                     "that prefix, and listing to the same prefix by s3:prefix."
                 ),

@@ -24,6 +24,9 @@ from stacks.stage import MlopsStage
 ROOT = Path(__file__).resolve().parents[2]
 #: The git commit the tests build the estate as (app.py reads the real one).
 CODE_VERSION = "0123456789abcdef0123456789abcdef01234567"
+#: The estate's first model (binary), whose stacks most template tests read, and its second (multiclass).
+FIRST = "breast-cancer"
+SECOND = "wine-cultivar"
 
 
 def cdk_context() -> dict[str, object]:
@@ -38,12 +41,12 @@ class Estate:
     outdir: Path
     stages: dict[str, MlopsStage]
     templates: dict[str, Template]  # the Data stack of each environment
-    training: dict[str, Template]
+    training: dict[str, Template]  # the first model's Training stack of each environment
     monitoring: dict[str, Template]
     stacks: list[template_checks.StackTemplate]
 
     def stage_stacks(self, env: str) -> dict[str, template_checks.StackTemplate]:
-        """The synthesized stacks of one environment, by stack id (``Data``, ``Serving``, ...)."""
+        """The synthesized stacks of one environment, by stack id (``Data``, ``breast-cancer-Serving``, ...)."""
         stage = self.stages[env].config.stage_id
         return {s.display_name.split("/")[1]: s for s in self.stacks if s.stage == stage}
 
@@ -63,7 +66,7 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Estate:
         outdir=outdir,
         stages={stage.config.name: stage for stage in stages},
         templates={stage.config.name: Template.from_stack(stage.data) for stage in stages},
-        training={stage.config.name: Template.from_stack(stage.training) for stage in stages},
+        training={stage.config.name: Template.from_stack(stage.models[FIRST].training) for stage in stages},
         monitoring={stage.config.name: Template.from_stack(stage.monitoring) for stage in stages},
         stacks=template_checks.load_stacks(outdir),
     )

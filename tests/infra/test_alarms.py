@@ -15,6 +15,7 @@ from tests.infra.conftest import Estate, new_stack
 from tests.infra.test_training_pipeline import _parts
 
 ENVS = list(ENVIRONMENTS)
+MODELS = [(env, model.name) for env, config in ENVIRONMENTS.items() for model in config.models]
 
 
 def _alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -36,8 +37,9 @@ def test_every_alarm_notifies_the_alert_topic_on_alarm_and_on_recovery(estate: E
                 (action,) = alarm[actions]
                 topic = json.dumps(action)
                 assert "AlertsTopic" in topic and f"{config.prefix}-monitoring" in topic, (name, lid)
-    promotes = {"Promotion"} if any(s == "Promotion" for s in estate.stage_resources(env)) else set()
-    assert watched == {"Api", "Serving", "Training"} | promotes
+    promotes = {"Promotion"} if config.tracks_approvals else set()
+    per_model = {f"{m.name}-{kind}" for m in config.models for kind in ("Serving", "Training")}
+    assert watched == {"Api"} | per_model | promotes
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -77,10 +79,12 @@ def test_every_dead_letter_queue_alarms_as_soon_as_an_event_lands_in_it(estate: 
             ]
             assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible", (name, queue)
             assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
-    # The promotion function's (where approvals are followed) and each monitoring violations function's.
-    serving = ENVIRONMENTS[env].serving
-    monitors = int(bool(serving.data_capture_percent)) + int(bool(serving.ground_truth_prefix))
-    assert queues == int(serving.tracks_approvals) + monitors
+    # The promotion function's (one per environment that follows approvals) and each monitor's violations function's.
+    config = ENVIRONMENTS[env]
+    monitors = sum(
+        int(bool(m.serving.data_capture_percent)) + int(bool(m.serving.ground_truth_prefix)) for m in config.models
+    )
+    assert queues == int(config.tracks_approvals) + monitors
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -95,24 +99,27 @@ def test_the_api_alarms_on_error_rates_and_latencies(estate: Estate, env: str) -
     }
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_the_pipeline_alarms_on_failure_and_when_a_schedule_stops_succeeding(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MODELS, ids=[f"{e}-{m}" for e, m in MODELS])
+def test_the_pipeline_alarms_on_failure_and_when_a_schedule_stops_succeeding(
+    estate: Estate, env: str, model: str
+) -> None:
     config = ENVIRONMENTS[env]
     alarms = [
         a
-        for a in _alarms(estate.stage_resources(env)["Training"]).values()
+        for a in _alarms(estate.stage_resources(env)[f"{model}-Training"]).values()
         if a.get("Namespace") == "AWS/Sagemaker/ModelBuildingPipeline"
     ]
     by_metric = {a["MetricName"]: a for a in alarms}
     failed = by_metric.pop("ExecutionFailed")
     assert (failed["Threshold"], failed["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
-    assert failed["Dimensions"] == [{"Name": "PipelineName", "Value": config.training_pipeline_name}]
-    if config.training.schedule is None:
+    assert failed["Dimensions"] == [{"Name": "PipelineName", "Value": config.training_pipeline_name(model)}]
+    if config.model(model).training.schedule is None:
         assert by_metric == {}
         return
     stale = by_metric.pop("ExecutionSucceeded")
     assert (stale["Period"], stale["EvaluationPeriods"], stale["TreatMissingData"]) == (86400, 7, "breaching")
     assert stale["ComparisonOperator"] == "LessThanThreshold"
+    assert stale["Dimensions"] == failed["Dimensions"]  # each model's pipeline watched by its own alarms
 
 
 def test_api_alarm_thresholds_are_validated() -> None:

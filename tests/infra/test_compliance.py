@@ -21,9 +21,23 @@ from mlops_constructs import PropsError, SecureKey, SecureKeyProps, SlackChannel
 from stacks.data_stack import REPLICATION_RULES
 from stacks.environments import ENVIRONMENTS
 from stacks.monitoring_stack import MonitoringStack
-from tests.infra.conftest import Estate, cdk_context
+from tests.infra.conftest import FIRST, SECOND, Estate, cdk_context
 
 ENVS = list(ENVIRONMENTS)
+#: Every model of every environment: each has its Training, Serving and Dashboard stacks.
+MODELS = [
+    pytest.param(env, model.name, id=f"{env}-{model.name}")
+    for env, config in ENVIRONMENTS.items()
+    for model in config.models
+]
+PLATFORM = {"Data", "Monitoring", "Api"}
+PER_MODEL = ("Training", "Serving", "Dashboard")
+
+
+def _expected_stacks(env: str) -> set[str]:
+    """The platform stacks, Promotion where approvals are followed (all but prod), and each model's three."""
+    models = {f"{model}-{kind}" for model in (FIRST, SECOND) for kind in PER_MODEL}
+    return PLATFORM | models | ({"Promotion"} if env != "prod" else set())
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -40,9 +54,8 @@ LAMBDA_RULES = {
 @pytest.mark.parametrize("env", ENVS)
 def test_acknowledgements_are_only_the_reviewed_ones(estate: Estate, env: str) -> None:
     stacks = estate.stage_stacks(env)
-    expected = {"Data", "Monitoring", "Training", "Serving", "Api", "Dashboard"}
-    expected |= {"Promotion"} if env != "prod" else set()
-    assert set(stacks) == expected
+    assert [model.name for model in ENVIRONMENTS[env].models] == [FIRST, SECOND]
+    assert set(stacks) == _expected_stacks(env)
     data = template_checks.acknowledged_nag_rules([stacks["Data"]])
     # Five buckets, two replication rules each: one finding on one resource per entry.
     assert sorted({rule for _, rule, _ in data}) == sorted(REPLICATION_RULES)
@@ -53,6 +66,8 @@ def test_acknowledgements_are_only_the_reviewed_ones(estate: Estate, env: str) -
         assert "versioning keeps noncurrent versions" in reason, resource
         assert ("S3 server access logs" in reason) == resource.endswith("/AccessLogsBucket9935880A")
     assert template_checks.acknowledged_nag_rules([stacks["Monitoring"]]) == []
+    for model in (FIRST, SECOND):  # a dashboard has nothing to acknowledge
+        assert template_checks.acknowledged_nag_rules([stacks[f"{model}-Dashboard"]]) == [], model
 
 
 def _wildcards(stack: template_checks.StackTemplate) -> set[str]:
@@ -67,11 +82,12 @@ def _wildcards(stack: template_checks.StackTemplate) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_serving_and_promotion_acknowledge_exactly_their_wildcards(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_serving_and_promotion_acknowledge_exactly_their_wildcards(estate: Estate, env: str, model: str) -> None:
     stacks = estate.stage_stacks(env)
-    serving = template_checks.acknowledged_nag_rules([stacks["Serving"]])
-    assert {rule for _, rule, _ in serving if rule.startswith(nag.WILDCARD_RULE)} == _wildcards(stacks["Serving"])
+    serving_stack = stacks[f"{model}-Serving"]
+    serving = template_checks.acknowledged_nag_rules([serving_stack])
+    assert {rule for _, rule, _ in serving if rule.startswith(nag.WILDCARD_RULE)} == _wildcards(serving_stack)
     others = sorted(rule for _, rule, _ in serving if not rule.startswith(nag.WILDCARD_RULE))
     # Only dev's serverless endpoint has no storage volume to encrypt.
     kms = [f"{pack}-SageMakerEndpointConfigurationKMSKeyConfigured" for pack in ("HIPAA.Security", "NIST.800.53.R5")]
@@ -81,11 +97,11 @@ def test_serving_and_promotion_acknowledge_exactly_their_wildcards(estate: Estat
         for pack in ("HIPAA.Security", "NIST.800.53.R5")
         for rule in ("LambdaDLQ", "LambdaInsideVPC", "LambdaInsideVPC")
     ]
-    serving_config = ENVIRONMENTS[env].serving
+    serving_config = ENVIRONMENTS[env].model(model).serving
     monitors = int(bool(serving_config.data_capture_percent)) + int(bool(serving_config.ground_truth_prefix))
     expected = (kms if serving_config.serverless else []) + monitor * monitors
     assert others == sorted(expected)
-    if "Promotion" in stacks:
+    if "Promotion" in stacks and model == FIRST:  # one Promotion stack per environment: checked once
         promotion = template_checks.acknowledged_nag_rules([stacks["Promotion"]])
         iam5 = {rule for _, rule, _ in promotion if rule.startswith(nag.WILDCARD_RULE)}
         assert iam5 == _wildcards(stacks["Promotion"])
@@ -96,9 +112,11 @@ def test_serving_and_promotion_acknowledge_exactly_their_wildcards(estate: Estat
         assert len(reason.split()) >= 12, rule
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_training_acknowledges_exactly_its_wildcard_resources_and_the_lambda_step(estate: Estate, env: str) -> None:
-    training = estate.stage_stacks(env)["Training"]
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_training_acknowledges_exactly_its_wildcard_resources_and_the_lambda_step(
+    estate: Estate, env: str, model: str
+) -> None:
+    training = estate.stage_stacks(env)[f"{model}-Training"]
     wildcards = _wildcards(training)
     acknowledged = template_checks.acknowledged_nag_rules([training])
     iam5 = {rule for _, rule, _ in acknowledged if rule.startswith(nag.WILDCARD_RULE)}
@@ -109,7 +127,7 @@ def test_training_acknowledges_exactly_its_wildcard_resources_and_the_lambda_ste
     per_policy = [resource for resource, rule, _ in acknowledged if rule in iam5]
     # The pipeline role: its jobs (2), versions, job log groups (2), three S3 prefixes, and '*' for the
     # actions that take no resource (+ tuning jobs where tuning is on); the Lambda step: versions and '*'.
-    pipeline = 10 if ENVIRONMENTS[env].training.tuning_max_jobs else 9
+    pipeline = 10 if ENVIRONMENTS[env].model(model).training.tuning_max_jobs else 9
     assert len(per_policy) == pipeline + 2
     for _, rule, reason in acknowledged:
         assert len(reason.split()) >= 12, rule
@@ -117,9 +135,10 @@ def test_training_acknowledges_exactly_its_wildcard_resources_and_the_lambda_ste
 
 @pytest.mark.parametrize("env", ENVS)
 def test_cfn_lint_reports_no_error_and_no_warning(estate: Estate, env: str) -> None:
-    stacks = list(estate.stage_stacks(env).values())
-    assert len(stacks) == (6 if env == "prod" else 7)
-    assert template_checks.cfn_lint_findings(stacks) == []
+    stacks = estate.stage_stacks(env)
+    assert set(stacks) == _expected_stacks(env)
+    assert len(stacks) == (9 if env == "prod" else 10)
+    assert template_checks.cfn_lint_findings(list(stacks.values())) == []
 
 
 def test_no_rule_of_cfn_lint_is_switched_off() -> None:
@@ -128,6 +147,7 @@ def test_no_rule_of_cfn_lint_is_switched_off() -> None:
 
 def test_template_checks_pass_on_every_stage(estate: Estate) -> None:
     assert {s.stage for s in estate.stacks} == {"Dev", "Staging", "Prod"}
+    assert len(estate.stacks) == sum(len(_expected_stacks(env)) for env in ENVS)  # every model's stacks too
     assert template_checks.wildcard_action_findings(estate.stacks) == []
     assert template_checks.unscoped_resource_findings(estate.stacks) == []
     assert template_checks.bucket_findings(estate.stacks) == []
@@ -283,7 +303,8 @@ def test_the_api_acknowledges_only_what_does_not_apply_or_is_configured_away(est
     if not ENVIRONMENTS[env].api.waf:  # dev, by configuration; prod cannot turn it off
         stage = sorted([*stage, "AwsSolutions-APIG3", "NIST.800.53.R5-APIGWAssociatedWithWAF"])
     assert sorted(by_type.pop("AWS::ApiGateway::Stage")) == stage
-    assert sorted(by_type.pop("AWS::ApiGateway::Method")) == ["AwsSolutions-COG4", "AwsSolutions-COG4"]
+    # Two methods per model (direct and proxied), each signed with IAM rather than Cognito.
+    assert sorted(by_type.pop("AWS::ApiGateway::Method")) == ["AwsSolutions-COG4"] * 2 * len(ENVIRONMENTS[env].models)
     assert sorted(by_type.pop("AWS::Lambda::Function")) == sorted(
         f"{pack}-{rule}" for pack in packs for rule in ("LambdaDLQ", "LambdaInsideVPC")
     )
@@ -295,6 +316,7 @@ def test_the_alert_chat_channel_is_compliant_and_can_only_read_alarms(tmp_path: 
     config = dataclasses.replace(ENVIRONMENTS["prod"], alert_slack=("T0123ABCD", "C0123ABCD"))
     keys = cdk.Stack(app, "Keys", env=config.env)
     key = SecureKey(keys, "Key", SecureKeyProps(alias="t/alerts", description="test alerts"))
+    key.admit_alert_publishers()
     stack = MonitoringStack(app, "Monitoring", config=config, alerts_key=key, env=config.env)
     topic = stack.alerts
     assert topic.chat is not None

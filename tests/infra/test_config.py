@@ -10,9 +10,9 @@ import aws_cdk as cdk
 import pytest
 
 from stacks.app_builder import build_estate
-from stacks.config import ConfigError, EnvironmentConfig
-from stacks.environments import DEV, ENVIRONMENTS, PROD, STAGING, check_estate, get_config
-from tests.infra.conftest import CODE_VERSION
+from stacks.config import ConfigError, EnvironmentConfig, GateConfig, TrainingConfig
+from stacks.environments import BREAST_CANCER, DEV, ENVIRONMENTS, PROD, STAGING, WINE, check_estate, get_config
+from tests.infra.conftest import CODE_VERSION, FIRST, SECOND
 
 # (base config, field, bad value, words the message must contain)
 INVALID: list[tuple[EnvironmentConfig, str, Any, str]] = [
@@ -104,38 +104,316 @@ def test_the_three_environments_and_their_safeguards() -> None:
     }
 
 
+def _with_model(base: EnvironmentConfig, model: str, /, **changes: Any) -> EnvironmentConfig:
+    """``base`` with the model ``model`` changed; the config validates (and may fail) as it is built."""
+    models = tuple(dataclasses.replace(m, **changes) if m.name == model else m for m in base.models)
+    return dataclasses.replace(base, models=models)
+
+
+def _with_serving(base: EnvironmentConfig, model: str, /, **changes: Any) -> EnvironmentConfig:
+    return _with_model(base, model, serving=dataclasses.replace(base.model(model).serving, **changes))
+
+
+def _with_variant(base: EnvironmentConfig, model: str, index: int, /, **changes: Any) -> EnvironmentConfig:
+    variants = list(base.model(model).serving.variants)
+    variants[index] = dataclasses.replace(variants[index], **changes)
+    return _with_serving(base, model, variants=tuple(variants))
+
+
+def test_every_environment_holds_both_models_with_their_contracts_and_gates() -> None:
+    for config in ENVIRONMENTS.values():
+        assert [m.name for m in config.models] == [FIRST, SECOND], config.name
+        assert config.model(FIRST).problem_type == "binary_classification"
+        assert config.model(FIRST).gate.metric == "auc"
+        assert config.model(SECOND).problem_type == "multiclass_classification"
+        assert (config.model(SECOND).classes, config.model(SECOND).gate.metric) == (3, "weighted_f1")
+    assert (BREAST_CANCER.name, WINE.name) == (FIRST, SECOND)
+    assert PROD.model(FIRST).gate.threshold == 0.95 > DEV.model(FIRST).gate.threshold  # prod gates harder
+
+
+def test_a_model_is_looked_up_by_name_and_an_unknown_one_is_an_error() -> None:
+    assert DEV.model(SECOND) is DEV.models[1]
+    assert DEV.has_model(FIRST) and not DEV.has_model("churn")
+    with pytest.raises(
+        ConfigError, match=r"environment 'dev' has no model 'churn'; its models: breast-cancer, wine-cultivar"
+    ):
+        DEV.model("churn")
+
+
+def test_names_derived_from_the_environment_and_the_model() -> None:
+    assert DEV.model_package_group_name(FIRST) == "mlops-dev-breast-cancer"
+    assert DEV.model_package_group_name(SECOND) == "mlops-dev-wine-cultivar"
+    assert PROD.training_pipeline_name(FIRST) == "mlops-prod-breast-cancer-training"
+    assert STAGING.training_pipeline_name(SECOND) == "mlops-staging-wine-cultivar-training"
+    # An empty raw_data_prefix (the default) means datasets/<model>/.
+    assert [m.data_prefix for m in DEV.models] == ["datasets/breast-cancer/", "datasets/wine-cultivar/"]
+    custom = dataclasses.replace(WINE, training=TrainingConfig(raw_data_prefix="incoming/wine/"))
+    assert custom.data_prefix == "incoming/wine/"
+
+
+def test_approvals_are_followed_where_a_variant_says_so_and_from_one_registry() -> None:
+    assert (DEV.tracks_approvals, STAGING.tracks_approvals, PROD.tracks_approvals) == (True, True, False)
+    assert DEV.promotion_registry == STAGING.promotion_registry == "dev"
+    assert PROD.promotion_registry == "prod"  # it promotes nothing: its own name
+
+
 # (training field, bad value, words the message must contain)
 INVALID_TRAINING: list[tuple[str, Any, str]] = [
-    ("model_name", "Breast_Cancer", "3-32 lowercase letters"),
-    ("description", " ", "must say what the model predicts"),
-    ("raw_data_prefix", "datasets/breast-cancer", "S3 prefix ending in '/'"),
+    ("raw_data_prefix", "incoming/data", "S3 prefix ending in '/'"),
+    ("raw_data_prefix", "/datasets/", "S3 prefix ending in '/'"),
     ("completion_marker", "a/b", "file name such as '_SUCCESS'"),
     ("training_instance_type", "m5.large", "SageMaker instance type"),
     ("processing_instance_type", "ml.m5", "SageMaker instance type"),
     ("training_instance_count", 0, "1 to 20"),
     ("max_runtime_minutes", 0, "1 to 7200"),
     ("max_wait_minutes", 30, "max_runtime_minutes to 7200 with spot training"),
-    ("min_auc", 0.3, "0.5 to 1.0"),
-    ("min_auc", "0.9", "of type float"),
-    ("max_auc_drop", 0.5, "0.0 to under 0.5"),
     ("schedule", "every monday", "EventBridge 'cron(...)' (six fields) or 'rate(N unit)'"),
     ("schedule", "cron(0 3 * * ?)", "six fields"),
     ("tuning_max_jobs", -1, "0 (no tuning) to 500"),
     ("tuning_max_parallel_jobs", 2, "1 to tuning_max_jobs"),
     ("spot_training", 1, "of type bool"),
+    ("data_quality_baseline", "yes", "of type bool"),
 ]
 
 
+@pytest.mark.parametrize("model", [FIRST, SECOND])
 @pytest.mark.parametrize(
     ("field", "value", "words"), INVALID_TRAINING, ids=[f"{f}-{v!r}" for f, v, _ in INVALID_TRAINING]
 )
-def test_invalid_training_value_names_environment_field_and_value(field: str, value: Any, words: str) -> None:
+def test_invalid_training_value_names_environment_model_field_and_value(
+    model: str, field: str, value: Any, words: str
+) -> None:
+    training = dataclasses.replace(DEV.model(model).training, **{field: value})
     with pytest.raises(ConfigError) as raised:
-        dataclasses.replace(DEV, training=dataclasses.replace(DEV.training, **{field: value}))
+        _with_model(DEV, model, training=training)
     message = str(raised.value)
-    assert message.startswith(f"environment 'dev': field 'training.{field}'"), message
+    assert message.startswith(f"environment 'dev': field 'models[{model}].training.{field}'"), message
     assert words in message
     assert message.endswith(f"got {value!r}"), message
+
+
+# (model field, bad value, words the message must contain): what is not the pipeline's nor the endpoint's
+INVALID_MODEL: list[tuple[str, Any, str]] = [
+    ("description", " ", "must say what the model predicts"),
+    ("problem_type", "ranking", "must be one of binary_classification, multiclass_classification, regression"),
+    ("problem_type", "regression ", "must be one of binary_classification"),
+    ("features", 0, "1 to 10000 features"),
+    ("features", ("radius", "radius"), "feature names must be unique"),
+    ("features", "30", "of type int | tuple[str, ...]"),
+    ("label_column", "the label", "label column must be an identifier"),
+    ("classes", 3, "classes applies to multiclass models only"),
+    ("api_modes", ("grpc",), "must name 'direct', 'lambda' or both, once each"),
+    ("api_modes", (), "must name 'direct', 'lambda' or both, once each"),
+    ("api_modes", ("lambda", "lambda"), "must name 'direct', 'lambda' or both, once each"),
+    ("api_modes", "direct", "of type tuple[str, ...]"),
+    ("framework", "xgboost", "must be 'sklearn' or an ECR image URI"),
+    ("framework", "team/model:latest", "must be 'sklearn' or an ECR image URI"),
+    ("framework", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model", "must be 'sklearn' or an ECR image URI"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "words"), INVALID_MODEL, ids=[f"{f}-{v!r}" for f, v, _ in INVALID_MODEL])
+def test_invalid_model_value_names_environment_model_field_and_value(field: str, value: Any, words: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _with_model(DEV, FIRST, **{field: value})
+    message = str(raised.value)
+    assert message.startswith(f"environment 'dev': field 'models[{FIRST}].{field}'"), message
+    assert words in message
+    assert message.endswith(f"got {value!r}"), message
+
+
+def test_an_invalid_model_name_is_named_in_the_field_path() -> None:
+    with pytest.raises(
+        ConfigError, match=re.escape("field 'models[Breast_Cancer].name' must be 3-32 lowercase letters")
+    ):
+        _with_model(DEV, FIRST, name="Breast_Cancer")
+    with pytest.raises(ConfigError, match=re.escape("field 'models[wine--cultivar].name' must be 3-32 lowercase")):
+        _with_model(DEV, SECOND, name="wine--cultivar")
+
+
+def test_a_team_may_bring_its_own_image() -> None:
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/wine:1.4.2"
+    config = _with_model(DEV, SECOND, framework=image)
+    assert (config.model(SECOND).image_uri, config.model(FIRST).image_uri) == (image, None)
+
+
+def test_a_multiclass_model_needs_its_classes() -> None:
+    with pytest.raises(ConfigError) as raised:
+        _with_model(DEV, SECOND, classes=None)
+    message = str(raised.value)
+    assert message.startswith(f"environment 'dev': field 'models[{SECOND}].classes' a multiclass model needs"), message
+    assert message.endswith("got None")
+    with pytest.raises(ConfigError, match=re.escape(f"field 'models[{SECOND}].classes' a multiclass model needs")):
+        _with_model(DEV, SECOND, classes=2)  # two classes is a binary model
+
+
+@pytest.mark.parametrize(
+    ("model", "gate", "words"),
+    [
+        (SECOND, GateConfig("auc", 0.9), "quality gate metric 'auc' is not reported for multiclass_classification"),
+        (FIRST, GateConfig("r2", 0.5), "quality gate metric 'r2' is not reported for binary_classification"),
+        (FIRST, GateConfig("weighted_f1", 0.9), "is not reported for binary_classification"),
+        (SECOND, GateConfig("rmse", 0.1), "is not reported for multiclass_classification"),
+        (FIRST, GateConfig("AUC", 0.9), "must be a lowercase name such as 'auc'"),
+    ],
+    ids=["auc-on-multiclass", "r2-on-binary", "weighted_f1-on-binary", "rmse-on-multiclass", "uppercase"],
+)
+def test_the_gate_metric_must_be_one_the_problem_type_reports(model: str, gate: GateConfig, words: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _with_model(DEV, model, gate=gate)
+    message = str(raised.value)
+    assert message.startswith(f"environment 'dev': field 'models[{model}].gate.metric' "), message
+    assert words in message
+    assert message.endswith(f"got {gate.metric!r}"), message
+
+
+@pytest.mark.parametrize(
+    ("model", "gate", "words"),
+    [
+        (FIRST, GateConfig("auc", 1.5), "quality gate threshold for auc must be 0 to 1, got 1.5"),
+        (FIRST, GateConfig("auc", 0.5), "quality gate threshold for auc must be above 0.5 (a coin toss), got 0.5"),
+        (SECOND, GateConfig("weighted_f1", -0.1), "quality gate threshold for weighted_f1 must be 0 to 1, got -0.1"),
+        (SECOND, GateConfig("log_loss", -1.0), "quality gate threshold for log_loss must be 0 to inf, got -1.0"),
+        (FIRST, GateConfig("auc", 0.9, max_regression=-0.01), "quality gate max_regression must be 0 or more"),
+        (SECOND, GateConfig("weighted_f1", float("nan")), "quality gate threshold must be a finite number"),
+    ],
+    ids=["auc-above-1", "auc-coin-toss", "f1-negative", "log-loss-negative", "negative-regression", "nan"],
+)
+def test_a_gate_threshold_it_can_never_meet_or_never_miss_is_rejected(model: str, gate: GateConfig, words: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _with_model(DEV, model, gate=gate)
+    message = str(raised.value)
+    assert message.startswith(f"environment 'dev': field 'models[{model}].gate."), message
+    assert words in message
+
+
+@pytest.mark.parametrize(
+    ("gate", "field", "value"),
+    [
+        (GateConfig("auc", 1.5), "threshold", 1.5),
+        (GateConfig("auc", 0.9, max_regression=-0.01), "max_regression", -0.01),
+    ],
+    ids=["threshold", "max_regression"],
+)
+def test_a_bad_gate_number_names_its_own_field_and_value(gate: GateConfig, field: str, value: float) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _with_model(DEV, FIRST, gate=gate)
+    message = str(raised.value)
+    assert message.startswith(f"environment 'dev': field 'models[{FIRST}].gate.{field}' "), message
+    assert message.endswith(f"got {value!r}"), message
+
+
+def test_a_gate_on_any_metric_of_its_problem_type_is_accepted() -> None:
+    # The direction comes from the catalogue: an error metric gates on "at most".
+    config = _with_model(DEV, SECOND, gate=GateConfig("log_loss", 0.3, max_regression=0.05))
+    assert config.model(SECOND).gate.quality_gate().resolve(config.model(SECOND).contract()).maximize is False
+
+
+def test_an_environment_has_at_least_one_model_each_named_once() -> None:
+    with pytest.raises(ConfigError, match=r"environment 'dev': field 'models' must hold at least one model, got \(\)"):
+        dataclasses.replace(DEV, models=())
+    with pytest.raises(
+        ConfigError, match=r"environment 'dev': field 'models' must have unique names, 'breast-cancer' is there 2 times"
+    ):
+        dataclasses.replace(DEV, models=(BREAST_CANCER, WINE, BREAST_CANCER))
+    with pytest.raises(ConfigError, match=r"environment 'dev': field 'models' must be of type tuple\[ModelConfig"):
+        dataclasses.replace(DEV, models=[BREAST_CANCER])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"environment 'dev': field 'models' item 1 must be a ModelConfig"):
+        dataclasses.replace(DEV, models=(BREAST_CANCER, "wine-cultivar"))  # type: ignore[arg-type]
+
+
+def test_no_model_name_extends_another_so_that_one_models_stacks_deploy_alone() -> None:
+    with pytest.raises(ConfigError, match=r"field 'models\[wine(-cultivar)?\]\.name'"):
+        dataclasses.replace(DEV, models=(*DEV.models, dataclasses.replace(WINE, name="wine")))
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "blamed", "under"),
+    [
+        ("datasets/", "", SECOND, "'datasets/'"),  # the second's default, datasets/wine-cultivar/, lies under it
+        ("", "datasets/breast-cancer/wine/", SECOND, "'datasets/breast-cancer/'"),
+        ("", "datasets/breast-cancer/", FIRST, "'datasets/breast-cancer/'"),  # the same prefix
+        ("datasets/wine-cultivar/", "", FIRST, "'datasets/wine-cultivar/'"),
+    ],
+    ids=["parent", "child", "same-as-default", "takes-the-others-default"],
+)
+def test_two_models_raw_data_prefixes_must_not_nest(first: str, second: str, blamed: str, under: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        dataclasses.replace(
+            DEV,
+            models=(
+                dataclasses.replace(BREAST_CANCER, training=TrainingConfig(raw_data_prefix=first)),
+                dataclasses.replace(WINE, training=TrainingConfig(raw_data_prefix=second)),
+            ),
+        )
+    message = str(raised.value)
+    assert message.startswith(f"environment 'dev': field 'models[{blamed}].training.raw_data_prefix' lies under"), (
+        message
+    )
+    assert under in message and "its deliveries would start both pipelines" in message
+
+
+def test_a_malformed_prefix_is_reported_as_such_before_it_is_compared() -> None:
+    with pytest.raises(
+        ConfigError, match=re.escape(f"field 'models[{SECOND}].training.raw_data_prefix' must be an S3")
+    ):
+        _with_model(DEV, SECOND, training=TrainingConfig(raw_data_prefix="datasets/breast-cancer"))
+
+
+def test_sibling_raw_data_prefixes_are_fine() -> None:
+    config = _with_model(DEV, SECOND, training=TrainingConfig(raw_data_prefix="datasets/wine/"))
+    assert [m.data_prefix for m in config.models] == ["datasets/breast-cancer/", "datasets/wine/"]
+
+
+def test_two_models_must_not_share_a_ground_truth_prefix() -> None:
+    shared = STAGING.model(FIRST).serving.ground_truth_prefix
+    with pytest.raises(ConfigError) as raised:
+        _with_serving(STAGING, SECOND, ground_truth_prefix=shared)
+    message = str(raised.value)
+    assert message.startswith(
+        f"environment 'staging': field 'models[{FIRST}].serving.ground_truth_prefix' overlaps the ground-truth "
+        f"prefix of {SECOND!r} ({shared!r}): each model files its labels apart"
+    ), message
+    assert message.endswith(f"got {shared!r}")
+    # Each its own: fine.
+    config = _with_serving(STAGING, SECOND, ground_truth_prefix="ground-truth/wine-cultivar/")
+    assert config.model(SECOND).serving.ground_truth_prefix == "ground-truth/wine-cultivar/"
+
+
+def test_labels_must_not_land_under_the_models_capture_prefix() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            f"field 'models[{SECOND}].serving.ground_truth_prefix' must not lie under the capture prefix "
+            f"'{SECOND}/': labels and captured requests must not mix, got '{SECOND}/labels/'"
+        ),
+    ):
+        _with_serving(STAGING, SECOND, ground_truth_prefix=f"{SECOND}/labels/")
+
+
+@pytest.mark.parametrize(
+    ("model", "prefix"),
+    [(FIRST, f"{SECOND}/labels/"), (SECOND, "ground-truth/")],
+    ids=["under-the-other-models-capture", "over-the-other-models-labels"],
+)
+def test_labels_must_not_mix_with_another_models_captures_or_labels(model: str, prefix: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape("serving.ground_truth_prefix")):
+        _with_serving(STAGING, model, ground_truth_prefix=prefix)
+
+
+def test_models_promoted_on_approval_come_from_one_registry_environment() -> None:
+    # Staging's wine model following staging's own registry while breast-cancer follows dev's: two registries.
+    with pytest.raises(ConfigError) as raised:
+        _with_serving(STAGING, SECOND, registry_environment="staging")
+    message = str(raised.value)
+    assert message.startswith("environment 'staging': field 'models' must take the versions they promote"), message
+    assert "from one registry environment (one promotion function follows one registry), got ['dev', 'staging']" in (
+        message
+    )
+    # A pinned model may come from elsewhere: only the followed ones share the promotion function.
+    pinned = _with_variant(STAGING, SECOND, 0, model_version=2, initial_version=None)
+    config = _with_serving(pinned, SECOND, registry_environment="staging")
+    assert config.promotion_registry == "dev"
 
 
 @pytest.mark.parametrize(
@@ -159,48 +437,102 @@ def test_registry_consumers_must_be_environments_of_the_estate() -> None:
         check_estate({"dev": stranger, "staging": STAGING, "prod": PROD})
 
 
-def test_training_defaults_per_environment() -> None:
-    # Every environment retrains weekly (the pipeline's staleness alarm expects it), and on new data.
-    assert {c.training.schedule for c in ENVIRONMENTS.values()} == {"cron(0 3 ? * MON *)"}
-    assert {c.training.tuning_max_jobs for c in ENVIRONMENTS.values()} == {0}  # a switch, off until justified
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+def test_training_defaults_per_environment(model: str) -> None:
+    # Every environment retrains every model weekly (the pipeline's staleness alarm expects it), and on new data.
+    trainings = [config.model(model).training for config in ENVIRONMENTS.values()]
+    assert {t.schedule for t in trainings} == {"cron(0 3 ? * MON *)"}
+    assert {t.completion_marker for t in trainings} == {"_SUCCESS"}
+    assert {t.tuning_max_jobs for t in trainings} == {0}  # a switch, off until justified
+    assert {t.data_quality_baseline and t.model_quality_baseline for t in trainings} == {True}
     assert DEV.model_consumer_accounts == (STAGING.account, PROD.account)
-    assert DEV.model_package_group_name == "mlops-dev-breast-cancer"
-    assert PROD.training_pipeline_name == "mlops-prod-breast-cancer-training"
 
 
 def test_an_environment_deploys_only_from_a_registry_that_admits_it() -> None:
     closed = dataclasses.replace(DEV, model_consumer_accounts=(PROD.account,))
-    with pytest.raises(ConfigError, match=r"environment 'staging': field 'serving.registry_environment' names 'dev'"):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"environment 'staging': field 'models[{FIRST}].serving.registry_environment' names 'dev'"),
+    ):
         check_estate({"dev": closed, "staging": STAGING, "prod": PROD})
 
 
+def test_an_environment_deploys_a_model_only_from_a_registry_that_trains_it() -> None:
+    dev_without_wine = dataclasses.replace(DEV, models=(BREAST_CANCER,))
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            f"environment 'staging': field 'models[{SECOND}].serving.registry_environment' names 'dev', which has "
+            f"no model '{SECOND}' to register its versions, got 'dev'"
+        ),
+    ):
+        check_estate({"dev": dev_without_wine, "staging": STAGING, "prod": PROD})
+
+
 @pytest.mark.parametrize(
-    ("variant", "message"),
-    [
-        ({"initial_version": None}, "'serving.variants[0].initial_version' must be a version number when"),
-        ({"model_version": 3, "initial_version": 1}, "'serving.variants[0].initial_version' must be a version number"),
-        ({"model_version": "latest"}, "'serving.variants[0].model_version' must be a version number (1, 2, ...)"),
-        ({"weight": 0}, "'serving.variants[0].weight' must be positive"),
-        ({"serverless_memory_mb": 1500}, "must be 1024 to 6144 in steps of 1024"),
-    ],
+    ("baseline", "field"),
+    [("data_quality_baseline", "data_capture_percent"), ("model_quality_baseline", "ground_truth_prefix")],
 )
-def test_invalid_serving_variants_name_their_index_and_field(variant: dict[str, Any], message: str) -> None:
-    base = dataclasses.replace(DEV.serving.variants[0], **variant)
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        dataclasses.replace(DEV, serving=dataclasses.replace(DEV.serving, variants=(base,)))
+def test_monitoring_needs_the_registry_to_register_its_baseline(baseline: str, field: str) -> None:
+    off: dict[str, Any] = {baseline: False}
+    no_baseline = _with_model(DEV, FIRST, training=TrainingConfig(**off))
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"environment 'staging': field 'models[{FIRST}].serving.{field}' turns on"),
+    ) as raised:
+        check_estate({"dev": no_baseline, "staging": STAGING, "prod": PROD})
+    assert f"whose training.{baseline} is off" in str(raised.value)
 
 
-def test_prod_pins_every_served_version() -> None:
-    approved = dataclasses.replace(PROD.serving.variants[0], model_version="approved", initial_version=1)
-    with pytest.raises(ConfigError, match="must pin a version in prod: production changes only by a reviewed change"):
-        dataclasses.replace(PROD, serving=dataclasses.replace(PROD.serving, variants=(approved,)))
+VARIANT_ERRORS: list[tuple[str, dict[str, Any], str]] = [
+    ("no-initial", {"initial_version": None}, "variants[0].initial_version' must be a version number when"),
+    ("pinned-with-initial", {"model_version": 3, "initial_version": 1}, "variants[0].initial_version' must be a"),
+    ("latest", {"model_version": "latest"}, "variants[0].model_version' must be a version number (1, 2, ...)"),
+    ("weight", {"weight": 0}, "variants[0].weight' must be positive"),
+    ("memory", {"serverless_memory_mb": 1500}, "variants[0].serverless_memory_mb' must be 1024 to 6144 in steps"),
+]
 
 
-def test_serverless_endpoints_take_no_capture_or_guardrails() -> None:
-    with pytest.raises(ConfigError, match=r"'serving.data_capture_percent' must be 0 on a serverless endpoint"):
-        dataclasses.replace(DEV, serving=dataclasses.replace(DEV.serving, data_capture_percent=10))
-    with pytest.raises(ConfigError, match=r"'serving.deployment' must be 'none' on a serverless endpoint"):
-        dataclasses.replace(DEV, serving=dataclasses.replace(DEV.serving, deployment="canary"))
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+@pytest.mark.parametrize(("case", "variant", "message"), VARIANT_ERRORS, ids=[c for c, _, _ in VARIANT_ERRORS])
+def test_invalid_serving_variants_name_their_model_index_and_field(
+    model: str, case: str, variant: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"environment 'dev': field 'models[{model}].serving.{message}")):
+        _with_variant(DEV, model, 0, **variant)
+
+
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+def test_prod_pins_every_served_version(model: str) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            f"field 'models[{model}].serving.variants[0].model_version' must pin a version in prod: "
+            "production changes only by a reviewed change"
+        ),
+    ):
+        _with_variant(PROD, model, 0, model_version="approved", initial_version=1)
+
+
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+def test_serverless_endpoints_take_no_capture_or_guardrails(model: str) -> None:
+    assert DEV.model(model).serving.serverless
+    with pytest.raises(
+        ConfigError, match=re.escape(f"'models[{model}].serving.data_capture_percent' must be 0 on a serverless")
+    ):
+        _with_serving(DEV, model, data_capture_percent=10)
+    with pytest.raises(
+        ConfigError, match=re.escape(f"'models[{model}].serving.deployment' must be 'none' on a serverless endpoint")
+    ):
+        _with_serving(DEV, model, deployment="canary")
+
+
+def test_model_quality_monitoring_needs_data_capture() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"'models[{SECOND}].serving.ground_truth_prefix' needs data capture: set data_capture_percent"),
+    ):
+        _with_serving(DEV, SECOND, ground_truth_prefix="ground-truth/wine-cultivar/")
 
 
 def test_waf_must_let_one_caller_use_its_whole_rate() -> None:

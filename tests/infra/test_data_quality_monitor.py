@@ -31,15 +31,27 @@ from mlops_constructs import (
 )
 from mlops_constructs._monitoring import METRIC_NAMESPACE
 from mlops_constructs._monitoring import group_versions as _group_versions
-from stacks.config import ConfigError
+from stacks.config import ConfigError, EnvironmentConfig
 from stacks.environments import ENVIRONMENTS
-from tests.infra.conftest import Estate, new_stack
+from tests.infra.conftest import FIRST, SECOND, Estate, new_stack
 from tests.infra.test_model_endpoint import _parts
 from tests.runtime.steps import SRC, load_script
 
 CODE = MonitoringCode.from_directory(SRC)
 violations_handler = load_script(SRC / "monitor_violations" / "handler.py", "monitor_violations_contract")
 baseline_handler = load_script(SRC / "monitor_baseline" / "handler.py", "monitor_baseline_contract")
+#: Every model of every environment, and those that capture requests (each such endpoint is monitored).
+SERVED = [
+    pytest.param(env, model.name, id=f"{env}-{model.name}")
+    for env, config in ENVIRONMENTS.items()
+    for model in config.models
+]
+CAPTURING = [
+    pytest.param(env, model.name, id=f"{env}-{model.name}")
+    for env, config in ENVIRONMENTS.items()
+    for model in config.models
+    if model.serving.data_capture_percent
+]
 
 
 def _of_type(resources: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
@@ -57,22 +69,28 @@ def _statements(resources: dict[str, Any], logical_id_prefix: str) -> list[dict[
 # -- The estate ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", list(ENVIRONMENTS))
-def test_every_capturing_endpoint_has_a_data_quality_schedule(estate: Estate, env: str) -> None:
+def test_staging_and_prod_capture_and_monitor_both_models_and_dev_neither() -> None:
+    assert [p.values for p in CAPTURING] == [(e, m) for e in ("staging", "prod") for m in (FIRST, SECOND)]
+
+
+@pytest.mark.parametrize(("env", "model"), SERVED)
+def test_every_capturing_endpoint_has_a_data_quality_schedule(estate: Estate, env: str, model: str) -> None:
     config = ENVIRONMENTS[env]
-    serving = estate.stage_resources(env)["Serving"]
+    settings = config.model(model).serving
+    serving = estate.stage_resources(env)[f"{model}-Serving"]
     endpoints = _of_type(serving, "AWS::SageMaker::Endpoint")
     schedules = {
         lid: s
         for lid, s in _of_type(serving, "AWS::SageMaker::MonitoringSchedule").items()
         if s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] == "DataQuality"
     }
-    if not config.serving.data_capture_percent:
+    if not settings.data_capture_percent:
         assert schedules == {} and env == "dev"  # dev is serverless: SageMaker captures nothing there
+        assert not _of_type(serving, "Custom::DataQualityBaseline")
         return
     (endpoint_id,) = endpoints
     (schedule,) = [s["Properties"] for s in schedules.values()]
-    assert schedule["MonitoringScheduleName"] == f"{config.prefix}-breast-cancer-data-quality"
+    assert schedule["MonitoringScheduleName"] == f"{config.prefix}-{model}-data-quality"
     assert schedule["EndpointName"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
     setup = schedule["MonitoringScheduleConfig"]
     assert setup["MonitoringType"] == "DataQuality"
@@ -84,18 +102,25 @@ def test_every_capturing_endpoint_has_a_data_quality_schedule(estate: Estate, en
     assert "CaptureKey" in json.dumps(job["MonitoringOutputConfig"]["KmsKeyId"])
     assert job["StoppingCondition"]["MaxRuntimeInSeconds"] <= 3600  # an hourly schedule's limit
     assert job["MonitoringAppSpecification"]["ImageUri"].endswith("/sagemaker-model-monitor-analyzer")
-    # The baseline is the served champion's, read from its registered package at deploy time.
+    # The baseline is the served champion's, read from its registered package (dev's group) at deploy time.
     (baseline_id, baseline) = next(iter(_of_type(serving, "Custom::DataQualityBaseline").items()))
-    champion = config.serving.variants[0]
-    assert baseline["Properties"]["ModelPackageArn"].endswith(f"/{champion.model_version}")
+    champion = settings.variants[0]
+    package = baseline["Properties"]["ModelPackageArn"]
+    if champion.tracks_approvals:  # the version the promotion function last set
+        assert package == {"Ref": "ChampionModelPackage"}
+        package = estate.stage_stacks(env)[f"{model}-Serving"].template["Parameters"]["ChampionModelPackage"]["Default"]
+        assert package.endswith(f":model-package/mlops-dev-{model}/{champion.initial_version}")
+    else:
+        assert package.endswith(f":model-package/mlops-dev-{model}/{champion.model_version}")
     assert job["BaselineConfig"] == {
         "ConstraintsResource": {"S3Uri": {"Fn::GetAtt": [baseline_id, "ConstraintsUri"]}},
         "StatisticsResource": {"S3Uri": {"Fn::GetAtt": [baseline_id, "StatisticsUri"]}},
     }
 
 
-def test_the_record_preprocessor_deployed_is_the_one_in_lambda_src(estate: Estate) -> None:
-    schedules = _of_type(estate.stage_resources("prod")["Serving"], "AWS::SageMaker::MonitoringSchedule")
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+def test_the_record_preprocessor_deployed_is_the_one_in_lambda_src(estate: Estate, model: str) -> None:
+    schedules = _of_type(estate.stage_resources("prod")[f"{model}-Serving"], "AWS::SageMaker::MonitoringSchedule")
     (schedule,) = [s for lid, s in schedules.items() if lid.startswith("DataQuality")]
     job = schedule["Properties"]["MonitoringScheduleConfig"]["MonitoringJobDefinition"]
     uri = job["MonitoringAppSpecification"]["RecordPreprocessorSourceUri"]
@@ -104,8 +129,9 @@ def test_the_record_preprocessor_deployed_is_the_one_in_lambda_src(estate: Estat
     assert staged.read_bytes() == source  # the asset, byte for byte
 
 
-def test_the_monitoring_role_reads_captures_and_baselines_and_writes_reports_only(estate: Estate) -> None:
-    serving = estate.stage_resources("staging")["Serving"]
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+def test_the_monitoring_role_reads_captures_and_baselines_and_writes_reports_only(estate: Estate, model: str) -> None:
+    serving = estate.stage_resources("staging")[f"{model}-Serving"]
     statements = _statements(serving, "DataQualityRolePolicy")
     text = json.dumps(statements)
     registry = ENVIRONMENTS["dev"].account
@@ -120,26 +146,33 @@ def test_the_monitoring_role_reads_captures_and_baselines_and_writes_reports_onl
         }
     }
     writes = [s for s in statements if "s3:PutObject" in s["Action"]]
-    assert len(writes) == 1 and "/monitoring/breast-cancer/*" in json.dumps(writes[0]["Resource"])
+    assert len(writes) == 1 and f"/monitoring/{model}/*" in json.dumps(writes[0]["Resource"])
     reads = [s for s in statements if "s3:GetObject" in s["Action"] and "Sid" not in s]
-    assert len(reads) == 1 and reads[0]["Resource"]["Fn::Join"][1][-1] == "/breast-cancer/*"
+    assert len(reads) == 1 and reads[0]["Resource"]["Fn::Join"][1][-1] == f"/{model}/*"
     assert "s3:*" not in text and '"sagemaker:*"' not in text and "s3:DeleteObject" not in text
+    # Each model's monitoring reads its own captures and baselines, never the other model's.
+    other = SECOND if model == FIRST else FIRST
+    assert f"/{other}/" not in text and f"{other}-training" not in text
 
 
-def test_the_baseline_function_may_describe_only_the_groups_versions(estate: Estate) -> None:
-    statements = _statements(estate.stage_resources("prod")["Serving"], "DataQualityBaselineFunctionRolePolicy")
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+def test_the_baseline_function_may_describe_only_the_groups_versions(estate: Estate, model: str) -> None:
+    statements = _statements(
+        estate.stage_resources("prod")[f"{model}-Serving"], "DataQualityBaselineFunctionRolePolicy"
+    )
     (describe,) = [s for s in statements if s.get("Sid") == "DescribeTheServedPackagesGroup"]
     dev = ENVIRONMENTS["dev"]
     assert describe["Action"] == "sagemaker:DescribeModelPackage"
     assert describe["Resource"] == (
-        f"arn:aws:sagemaker:{dev.region}:{dev.account}:model-package/{dev.model_package_group_name}/*"
+        f"arn:aws:sagemaker:{dev.region}:{dev.account}:model-package/{dev.prefix}-{model}/*"
     )
 
 
+@pytest.mark.parametrize("model", [FIRST, SECOND])
 def test_finished_executions_reach_the_violations_function_with_retries_and_a_dead_letter_queue(
-    estate: Estate,
+    estate: Estate, model: str
 ) -> None:
-    serving = estate.stage_resources("prod")["Serving"]
+    serving = estate.stage_resources("prod")[f"{model}-Serving"]
     rules = _of_type(serving, "AWS::Events::Rule")
     (rule,) = [r["Properties"] for lid, r in rules.items() if lid.startswith("DataQuality")]
     assert rule["EventPattern"] == {
@@ -152,17 +185,18 @@ def test_finished_executions_reach_the_violations_function_with_retries_and_a_de
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 2}
 
 
-def test_violation_and_failure_alarms_watch_what_the_function_publishes(estate: Estate) -> None:
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+def test_violation_and_failure_alarms_watch_what_the_function_publishes(estate: Estate, model: str) -> None:
     """Names from the handler itself: a rename on either side fails here, not silently in production."""
     config = ENVIRONMENTS["prod"]
-    serving = estate.stage_resources("prod")["Serving"]
+    serving = estate.stage_resources("prod")[f"{model}-Serving"]
     (function,) = [
         r["Properties"]
         for lid, r in _of_type(serving, "AWS::Lambda::Function").items()
         if "violations" in r["Properties"]["Description"] and lid.startswith("DataQuality")
     ]
     environment = function["Environment"]["Variables"]
-    schedule = f"{config.prefix}-breast-cancer-data-quality"
+    schedule = f"{config.prefix}-{model}-data-quality"
     assert violations_handler.load_config(environment).schedules == (schedule,)
     assert environment["METRIC_NAMESPACE"] == METRIC_NAMESPACE
     alarms = {
@@ -185,13 +219,16 @@ def test_the_schedule_reads_the_attributes_the_baseline_function_answers_with() 
     assert baseline_handler.DEFAULT_BASELINE == DataQualityMonitor.BASELINE
 
 
-def test_dashboards_show_drift_where_there_is_monitoring(estate: Estate) -> None:
-    for env in ENVIRONMENTS:
-        (dashboard,) = _of_type(estate.stage_resources(env)["Dashboard"], "AWS::CloudWatch::Dashboard").values()
-        body = json.dumps(dashboard["Properties"]["DashboardBody"])
-        monitored = bool(ENVIRONMENTS[env].serving.data_capture_percent)
-        assert ("ConstraintViolations" in body) is monitored, env
-        assert ("Data quality" in body) is monitored, env
+def test_each_models_dashboard_shows_drift_where_there_is_monitoring(estate: Estate) -> None:
+    for env, config in ENVIRONMENTS.items():
+        for model in config.models:
+            resources = estate.stage_resources(env)[f"{model.name}-Dashboard"]
+            (dashboard,) = _of_type(resources, "AWS::CloudWatch::Dashboard").values()
+            body = json.dumps(dashboard["Properties"]["DashboardBody"])
+            monitored = bool(model.serving.data_capture_percent)
+            assert ("ConstraintViolations" in body) is monitored, (env, model.name)
+            assert ("Data quality" in body) is monitored, (env, model.name)
+            assert (f"{config.prefix}-{model.name}-data-quality" in body) is monitored, (env, model.name)
 
 
 # -- The construct ------------------------------------------------------------------------------------
@@ -201,6 +238,7 @@ def _props(stack: cdk.Stack, **changes: Any) -> DataQualityMonitorProps:
     parts = _parts(stack)
     endpoint = ModelEndpoint(stack, "Endpoint", parts.props)
     key = SecureKey(stack, "MonitorKey", SecureKeyProps(alias="t/monitor", description="test monitoring"))
+    key.admit_log_groups()
     reports = SecureBucket(stack, "Reports", SecureBucketProps(encryption_key=key.key))
     props = DataQualityMonitorProps(
         endpoint=endpoint,
@@ -297,7 +335,16 @@ def test_monitoring_code_must_exist(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_monitoring_setting_fails_the_config_naming_the_field(field: str, value: str, message: str) -> None:
-    config = ENVIRONMENTS["prod"]
-    with pytest.raises(ConfigError, match=re.escape(message)) as error:
-        dataclasses.replace(config, serving=dataclasses.replace(config.serving, **{field: value}))
-    assert repr(value) in str(error.value)
+    for model in (FIRST, SECOND):
+        with pytest.raises(ConfigError, match=re.escape(f"field 'models[{model}].{message}'")) as error:
+            with_serving(ENVIRONMENTS["prod"], model, **{field: value})
+        assert repr(value) in str(error.value)
+
+
+def with_serving(config: EnvironmentConfig, model: str, **changes: Any) -> EnvironmentConfig:
+    """``config`` with the serving settings of one of its models changed (validated as a config is)."""
+    models = tuple(
+        dataclasses.replace(m, serving=dataclasses.replace(m.serving, **changes)) if m.name == model else m
+        for m in config.models
+    )
+    return dataclasses.replace(config, models=models)

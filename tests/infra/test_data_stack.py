@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks.environments import ENVIRONMENTS
-from tests.infra.conftest import Estate
+from stacks.data_stack import REGISTRY_LOGICAL_IDS
+from stacks.environments import DEV, ENVIRONMENTS, PROD, STAGING
+from tests.infra.conftest import FIRST, SECOND, Estate
 
 ENVS = list(ENVIRONMENTS)
 
@@ -30,7 +31,12 @@ PINNED_LOGICAL_IDS = {
     "ModelArtifactsBucket68988818": "AWS::S3::Bucket",
     "InferenceCaptureBucket0FFA268A": "AWS::S3::Bucket",
     "ModelRegistryGroupC87F7ECA": "AWS::SageMaker::ModelPackageGroup",
+    "winecultivarRegistryGroupEED14B2B": "AWS::SageMaker::ModelPackageGroup",
 }
+
+#: Each model's package group (its versions and approvals): the first keeps the ID it had before models as
+#: config (by override), the second keeps the one it was created with.
+REGISTRY_GROUPS = {FIRST: "ModelRegistryGroupC87F7ECA", SECOND: "winecultivarRegistryGroupEED14B2B"}
 
 #: Which key encrypts which bucket, and under which prefix it logs.
 BUCKETS = {
@@ -65,6 +71,71 @@ def test_stateful_logical_ids_are_pinned(estate: Estate, env: str) -> None:
     template = estate.templates[env]
     stateful = {lid: r for type_name in STATEFUL_TYPES for lid, r in resources(template, type_name).items()}
     assert {lid: r["Type"] for lid, r in stateful.items()} == PINNED_LOGICAL_IDS
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_one_model_package_group_per_model_each_under_its_pinned_id(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    groups = resources(estate.templates[env], "AWS::SageMaker::ModelPackageGroup")
+    assert [m.name for m in config.models] == list(REGISTRY_GROUPS)
+    assert {lid: g["Properties"]["ModelPackageGroupName"] for lid, g in groups.items()} == {
+        REGISTRY_GROUPS[m.name]: config.model_package_group_name(m.name) for m in config.models
+    }
+    for model in config.models:
+        assert groups[REGISTRY_GROUPS[model.name]]["Properties"]["ModelPackageGroupDescription"] == model.description
+    registries = estate.stages[env].data.registries
+    assert list(registries) == [m.name for m in config.models]
+    # The first model's group keeps its pre-refactor ID by an override in the stack, not by chance.
+    assert REGISTRY_LOGICAL_IDS[FIRST] == REGISTRY_GROUPS[FIRST]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_consumer_accounts_may_deploy_every_models_versions_where_they_are_admitted(estate: Estate, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    groups = resources(estate.templates[env], "AWS::SageMaker::ModelPackageGroup")
+    for model in config.models:
+        group = groups[REGISTRY_GROUPS[model.name]]["Properties"]
+        if not config.model_consumer_accounts:
+            assert "ModelPackageGroupPolicy" not in group
+            continue
+        statements = {s["Sid"]: s for s in group["ModelPackageGroupPolicy"]["Statement"]}
+        principals = {"AWS": [f"arn:aws:iam::{a}:root" for a in config.model_consumer_accounts]}
+        assert {sid: s["Principal"] for sid, s in statements.items()} == dict.fromkeys(
+            ("ConsumersDescribeGroup", "ConsumersReadAndDeployPackages"), principals
+        )
+        name = config.model_package_group_name(model.name)
+        packages = f"arn:aws:sagemaker:eu-west-1:{config.account}:model-package/{name}/*"
+        assert statements["ConsumersReadAndDeployPackages"]["Resource"] == packages
+
+
+def test_the_registry_account_shares_each_models_artifacts_with_staging_and_prod_only(estate: Estate) -> None:
+    data = estate.templates["dev"]
+    shared = [
+        s
+        for policy in data.find_resources("AWS::S3::BucketPolicy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and "AWS" in s.get("Principal", {})
+    ]
+    # One read grant per model, on its pipeline's prefix only: never the whole bucket.
+    assert sorted(s["Resource"]["Fn::Join"][1][-1] for s in shared) == sorted(
+        f"/{DEV.training_pipeline_name(m.name)}/*" for m in DEV.models
+    )
+    for statement in shared:
+        assert statement["Principal"] == {"AWS": [f"arn:aws:iam::{a}:root" for a in (STAGING.account, PROD.account)]}
+        assert sorted(statement["Action"]) == ["s3:GetObject", "s3:GetObjectVersion"]
+        assert statement["Resource"]["Fn::Join"][1][0] == {"Fn::GetAtt": ["ModelArtifactsBucket68988818", "Arn"]}
+    keys = data.find_resources("AWS::KMS::Key")
+    consumers = [
+        s
+        for key in keys.values()
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Sid"] == "ConsumerAccountsReadModelsThroughS3"
+    ]
+    (grant,) = consumers
+    assert grant["Action"] == "kms:Decrypt"
+    assert grant["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
+    for env in ("staging", "prod"):
+        assert "ConsumerAccountsReadModelsThroughS3" not in json.dumps(estate.templates[env].to_json())
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -266,9 +337,12 @@ def test_removal_policy_and_termination_protection_follow_config(estate: Estate,
         if a["type"] == "aws:cloudformation:stack"
     }
     stage = config.stage_id
-    # Only the stateful stack is protected: the others are replaceable by design.
-    replaceable = ["Monitoring", "Training", "Serving", "Api", "Dashboard"] + (["Promotion"] if env != "prod" else [])
-    assert protection == {f"{stage}/Data": config.termination_protection} | {f"{stage}/{n}": False for n in replaceable}
+    # Only the stateful stack is protected: the others, the platform's and each model's, are replaceable by design.
+    platform = ["Monitoring", "Api"] + (["Promotion"] if config.tracks_approvals else [])
+    per_model = [f"{m.name}-{kind}" for m in config.models for kind in ("Training", "Serving", "Dashboard")]
+    assert protection == {f"{stage}/Data": config.termination_protection} | {
+        f"{stage}/{n}": False for n in platform + per_model
+    }
 
 
 def test_nothing_in_prod_is_deleted_with_its_stack(estate: Estate) -> None:
@@ -278,11 +352,13 @@ def test_nothing_in_prod_is_deleted_with_its_stack(estate: Estate) -> None:
         if "DeletionPolicy" in resource or logical_id in PINNED_LOGICAL_IDS
     }
     assert policies == dict.fromkeys(PINNED_LOGICAL_IDS, "Retain")
-    # The training stack's log group (the Lambda step's) keeps prod's logs too.
-    for name, template in (("training", estate.training["prod"]), ("monitoring", estate.monitoring["prod"])):
+    # Every other stack's log groups (the training steps', the monitors', the functions') keep prod's logs too.
+    stacks = estate.stage_resources("prod")
+    assert {f"{m.name}-Training" for m in PROD.models} | {"Monitoring"} <= set(stacks)
+    for name, stack in stacks.items():
         deleted = [
             lid
-            for lid, r in template.to_json()["Resources"].items()
+            for lid, r in stack.items()
             if r.get("DeletionPolicy", "Retain") != "Retain"
             and r["Type"] in ("AWS::Logs::LogGroup", "AWS::KMS::Key", "AWS::S3::Bucket")
         ]
@@ -294,11 +370,11 @@ def test_cost_allocation_tags_on_every_taggable_resource(estate: Estate, env: st
     config = ENVIRONMENTS[env]
     taggable = 0
     for logical_id, resource in estate.templates[env].to_json()["Resources"].items():
-        if resource["Type"] in ("AWS::S3::Bucket", "AWS::KMS::Key"):
+        if resource["Type"] in STATEFUL_TYPES:
             taggable += 1
             tags = {tag["Key"]: tag["Value"] for tag in resource["Properties"]["Tags"]}
             assert tags == config.tags, logical_id
-    assert taggable == 12
+    assert taggable == 12 + len(config.models)  # 5 buckets, 7 keys, a package group per model
 
 
 @pytest.mark.parametrize("env", ENVS)

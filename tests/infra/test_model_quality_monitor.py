@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -17,6 +18,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from mlops_constructs import (
+    ModelContract,
     ModelEndpoint,
     ModelQualityMonitor,
     ModelQualityMonitorProps,
@@ -24,17 +26,36 @@ from mlops_constructs import (
     PropsError,
 )
 from mlops_constructs._monitoring import METRIC_NAMESPACE, schedule_period_hours
-from stacks.config import ConfigError
+from stacks.config import ConfigError, EnvironmentConfig
 from stacks.environments import ENVIRONMENTS, check_estate
-from tests.infra.conftest import Estate, new_stack
+from stacks.stage import MlopsStage
+from tests.infra.conftest import CODE_VERSION, FIRST, SECOND, Estate, cdk_context, new_stack
 from tests.infra.definitions import pipeline_definition
 from tests.infra.test_data_quality_monitor import _props as data_quality_props
+from tests.infra.test_data_quality_monitor import with_serving
 from tests.runtime.steps import SRC, load_script
 
 CODE = MonitoringCode.from_directory(SRC)
 baseline_handler = load_script(SRC / "monitor_baseline" / "handler.py", "monitor_baseline_mq_contract")
 violations_handler = load_script(SRC / "monitor_violations" / "handler.py", "monitor_violations_mq_contract")
-MONITORED = [env for env, config in ENVIRONMENTS.items() if config.serving.ground_truth_prefix]
+#: Every model of every environment, and those whose labels land under a ground-truth prefix (watched).
+SERVED = [
+    pytest.param(env, model.name, id=f"{env}-{model.name}")
+    for env, config in ENVIRONMENTS.items()
+    for model in config.models
+]
+MONITORED = [
+    (env, model.name)
+    for env, config in ENVIRONMENTS.items()
+    for model in config.models
+    if model.serving.ground_truth_prefix
+]
+#: What the analyzer reads in an answer of each model (problem type, label, probability, threshold),
+#: written out as the serving code answers (lambda_src/inference).
+ANSWERS: dict[str, tuple[str, str, str | None, float | None]] = {
+    FIRST: ("BinaryClassification", "predictions[0].label", "predictions[0].score", 0.5),
+    SECOND: ("MulticlassClassification", "predictions[0].label", None, None),
+}
 
 
 def _of_type(resources: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
@@ -45,91 +66,119 @@ def _model_quality(resources: dict[str, Any], type_name: str) -> dict[str, dict[
     return {lid: r for lid, r in _of_type(resources, type_name).items() if lid.startswith("ModelQuality")}
 
 
-# -- The estate ---------------------------------------------------------------------------------------
-
-
-def test_staging_and_prod_watch_model_quality_and_dev_does_not() -> None:
-    assert MONITORED == ["staging", "prod"]
-
-
-@pytest.mark.parametrize("env", list(ENVIRONMENTS))
-def test_a_model_quality_schedule_runs_the_job_definition_where_labels_land(estate: Estate, env: str) -> None:
-    config = ENVIRONMENTS[env]
-    serving = estate.stage_resources(env)["Serving"]
-    definitions = _of_type(serving, "AWS::SageMaker::ModelQualityJobDefinition")
-    if env not in MONITORED:
-        assert definitions == {} and not _model_quality(serving, "AWS::SageMaker::MonitoringSchedule")
-        return
+def _assert_watches(
+    serving: dict[str, Any], outputs: dict[str, Any], config: EnvironmentConfig, model: str
+) -> dict[str, Any]:
+    """The model's schedule, job definition and baseline, as the environment's config sets them; the job."""
+    settings = config.model(model).serving
     (endpoint_id,) = _of_type(serving, "AWS::SageMaker::Endpoint")
-    ((definition_id, definition),) = definitions.items()
+    ((definition_id, definition),) = _of_type(serving, "AWS::SageMaker::ModelQualityJobDefinition").items()
     (schedule,) = [s["Properties"] for s in _model_quality(serving, "AWS::SageMaker::MonitoringSchedule").values()]
-    assert schedule["MonitoringScheduleName"] == f"{config.prefix}-breast-cancer-model-quality"
+    assert schedule["MonitoringScheduleName"] == f"{config.prefix}-{model}-model-quality"
     setup = schedule["MonitoringScheduleConfig"]
     assert setup["MonitoringType"] == "ModelQuality"
-    assert setup["ScheduleConfig"] == {"ScheduleExpression": config.serving.model_quality_schedule}
+    assert setup["ScheduleConfig"] == {"ScheduleExpression": settings.model_quality_schedule}
     # The definition's name is CloudFormation's: the schedule takes it from the ARN (Ref).
     assert setup["MonitoringJobDefinitionName"] == {"Fn::Select": [1, {"Fn::Split": ["/", {"Ref": definition_id}]}]}
-    job = definition["Properties"]
+    job: dict[str, Any] = definition["Properties"]
     assert "JobDefinitionName" not in job
     assert job["NetworkConfig"] == {"EnableInterContainerTrafficEncryption": True, "EnableNetworkIsolation": True}
     assert "ComputeKey" in json.dumps(job["JobResources"]["ClusterConfig"]["VolumeKmsKeyId"])
     assert "CaptureKey" in json.dumps(job["ModelQualityJobOutputConfig"]["KmsKeyId"])
-    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] <= 3600
     app = job["ModelQualityAppSpecification"]
     assert app["ImageUri"].endswith("/sagemaker-model-monitor-analyzer")
-    assert app["ProblemType"] == "BinaryClassification"
     assert app["Environment"] == {"publish_cloudwatch_metrics": "Enabled"}
-    inputs = job["ModelQualityJobInput"]
-    endpoint_input = inputs["EndpointInput"]
+    problem_type, label, probability, threshold = ANSWERS[model]
+    assert app["ProblemType"] == problem_type
+    endpoint_input = job["ModelQualityJobInput"]["EndpointInput"]
     assert endpoint_input["EndpointName"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
-    assert (endpoint_input["InferenceAttribute"], endpoint_input["ProbabilityAttribute"]) == (
-        "predictions[0].label",
-        "predictions[0].score",
-    )
-    assert endpoint_input["ProbabilityThresholdAttribute"] == 0.5
-    # Daily at midnight, labels due 24 hours later: each run analyzes the day that ended 24 hours ago.
-    assert (config.serving.model_quality_schedule, config.serving.ground_truth_delay_hours) == ("cron(0 0 ? * * *)", 24)
-    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == ("-PT48H", "-PT24H")
-    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 3000
-    ground_truth = inputs["GroundTruthS3Input"]["S3Uri"]["Fn::Join"][1]
+    assert endpoint_input["InferenceAttribute"] == label
+    assert endpoint_input.get("ProbabilityAttribute") == probability
+    assert endpoint_input.get("ProbabilityThresholdAttribute") == threshold
+    ground_truth = job["ModelQualityJobInput"]["GroundTruthS3Input"]["S3Uri"]["Fn::Join"][1]
     assert ground_truth[0] == "s3://" and "InferenceCaptureBucket" in json.dumps(ground_truth[1])
-    assert ground_truth[2] == f"/{config.serving.ground_truth_prefix}"
+    assert ground_truth[2] == f"/{settings.ground_truth_prefix}"
     # The baseline is the served champion's model-quality constraints, read at deploy time.
     ((baseline_id, baseline),) = _of_type(serving, "Custom::ModelQualityBaseline").items()
     assert baseline["Properties"]["Baseline"] == "ModelQuality"
-    champion = config.serving.variants[0]
-    assert baseline["Properties"]["ModelPackageArn"].endswith(f"/{champion.model_version}")
     assert job["ModelQualityBaselineConfig"] == {
         "ConstraintsResource": {"S3Uri": {"Fn::GetAtt": [baseline_id, "ConstraintsUri"]}}
     }
-    output = estate.stage_stacks(env)["Serving"].template["Outputs"]["GroundTruthUri"]
-    assert output["Value"]["Fn::Join"][1][2] == f"/{config.serving.ground_truth_prefix}"
+    assert outputs["GroundTruthUri"]["Value"]["Fn::Join"][1][2] == f"/{settings.ground_truth_prefix}"
+    return job
 
 
-@pytest.mark.parametrize("env", MONITORED)
-def test_the_role_reads_captures_labels_and_baselines_and_writes_reports_only(estate: Estate, env: str) -> None:
-    serving = estate.stage_resources(env)["Serving"]
+# -- The estate ---------------------------------------------------------------------------------------
+
+
+def test_staging_and_prod_watch_the_binary_models_quality_and_nothing_else_does() -> None:
+    assert MONITORED == [("staging", FIRST), ("prod", FIRST)]
+
+
+@pytest.mark.parametrize(("env", "model"), SERVED)
+def test_a_model_quality_schedule_runs_the_job_definition_where_labels_land(
+    estate: Estate, env: str, model: str
+) -> None:
+    config = ENVIRONMENTS[env]
+    serving = estate.stage_resources(env)[f"{model}-Serving"]
+    outputs = estate.stage_stacks(env)[f"{model}-Serving"].template.get("Outputs", {})
+    if (env, model) not in MONITORED:
+        assert _of_type(serving, "AWS::SageMaker::ModelQualityJobDefinition") == {}
+        assert not _model_quality(serving, "AWS::SageMaker::MonitoringSchedule")
+        assert not _of_type(serving, "Custom::ModelQualityBaseline") and "GroundTruthUri" not in outputs
+        return
+    job = _assert_watches(serving, outputs, config, model)
+    settings = config.model(model).serving
+    # Daily at midnight, labels due 24 hours later: each run analyzes the day that ended 24 hours ago.
+    assert (settings.model_quality_schedule, settings.ground_truth_delay_hours) == ("cron(0 0 ? * * *)", 24)
+    endpoint_input = job["ModelQualityJobInput"]["EndpointInput"]
+    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == ("-PT48H", "-PT24H")
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 3000
+    (baseline,) = _of_type(serving, "Custom::ModelQualityBaseline").values()
+    champion = settings.variants[0]
+    assert baseline["Properties"]["ModelPackageArn"].endswith(f"/mlops-dev-{model}/{champion.model_version}")
+
+
+def test_the_multiclass_model_is_watched_for_drift_only(estate: Estate) -> None:
+    """The wine model has no labels configured anywhere: data-quality monitoring where it captures, nothing more."""
+    for env, config in ENVIRONMENTS.items():
+        settings = config.model(SECOND).serving
+        assert settings.ground_truth_prefix == "", env
+        serving = estate.stage_resources(env)[f"{SECOND}-Serving"]
+        kinds = sorted(
+            s["Properties"]["MonitoringScheduleConfig"].get("MonitoringType", "")
+            for s in _of_type(serving, "AWS::SageMaker::MonitoringSchedule").values()
+        )
+        assert kinds == (["DataQuality"] if settings.data_capture_percent else []), env
+        assert _of_type(serving, "AWS::SageMaker::ModelQualityJobDefinition") == {}, env
+
+
+@pytest.mark.parametrize(("env", "model"), MONITORED)
+def test_the_role_reads_captures_labels_and_baselines_and_writes_reports_only(
+    estate: Estate, env: str, model: str
+) -> None:
+    serving = estate.stage_resources(env)[f"{model}-Serving"]
     ((_, policy),) = [
         (lid, p)
         for lid, p in _of_type(serving, "AWS::IAM::ManagedPolicy").items()
         if lid.startswith("ModelQualityRolePolicy")
     ]
     statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
-    prefix = ENVIRONMENTS[env].serving.ground_truth_prefix
+    prefix = ENVIRONMENTS[env].model(model).serving.ground_truth_prefix
     reads = [s for s in statements if s["Action"] == ["s3:GetObject", "s3:GetObjectVersion"] and "Sid" not in s]
     (read,) = reads
     # Captures, labels, and the reports prefix, where the merge job leaves the joined records for the analysis.
     assert {r["Fn::Join"][1][-1] for r in read["Resource"]} == {
         f"/{prefix}*",
-        "/breast-cancer/*",
-        "/monitoring/breast-cancer/*",
+        f"/{model}/*",
+        f"/monitoring/{model}/*",
     }
     listed = [s["Condition"]["StringLike"]["s3:prefix"] for s in statements if s["Action"] == "s3:ListBucket"]
     assert sorted(p for prefixes in listed for p in prefixes) == sorted(
-        [f"{prefix}*", "breast-cancer/*", "monitoring/breast-cancer/*"]
+        [f"{prefix}*", f"{model}/*", f"monitoring/{model}/*"]
     )
     writes = [s for s in statements if "s3:PutObject" in s["Action"]]
-    assert len(writes) == 1 and writes[0]["Resource"]["Fn::Join"][1][-1] == "/monitoring/breast-cancer/*"
+    assert len(writes) == 1 and writes[0]["Resource"]["Fn::Join"][1][-1] == f"/monitoring/{model}/*"
     by_sid = {s.get("Sid"): s for s in statements}
     namespace = "aws/sagemaker/Endpoints/model-metrics"
     assert by_sid["AnalyzerMetrics"]["Condition"] == {
@@ -138,13 +187,17 @@ def test_the_role_reads_captures_labels_and_baselines_and_writes_reports_only(es
     text = json.dumps(statements)
     assert "s3:*" not in text and "s3:DeleteObject" not in text
     assert f"/{prefix}*" not in json.dumps(writes)  # the monitor never writes labels
+    # Nothing of the other models: their captures, labels and reports are theirs.
+    for other in ENVIRONMENTS[env].models:
+        if other.name != model:
+            assert f"/{other.name}/" not in text and f"monitoring/{other.name}" not in text, other.name
 
 
-@pytest.mark.parametrize("env", MONITORED)
-def test_violations_and_failed_executions_alarm_on_the_alert_topic(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MONITORED)
+def test_violations_and_failed_executions_alarm_on_the_alert_topic(estate: Estate, env: str, model: str) -> None:
     config = ENVIRONMENTS[env]
-    serving = estate.stage_resources(env)["Serving"]
-    schedule = f"{config.prefix}-breast-cancer-model-quality"
+    serving = estate.stage_resources(env)[f"{model}-Serving"]
+    schedule = f"{config.prefix}-{model}-model-quality"
     (function,) = [
         r["Properties"]
         for r in _model_quality(serving, "AWS::Lambda::Function").values()
@@ -165,22 +218,41 @@ def test_violations_and_failed_executions_alarm_on_the_alert_topic(estate: Estat
     assert "ModelQualityViolationsFunction" in target["Arn"]["Fn::GetAtt"][0]
 
 
-def test_the_dashboard_shows_model_quality_where_it_is_watched(estate: Estate) -> None:
-    for env in ENVIRONMENTS:
-        (dashboard,) = _of_type(estate.stage_resources(env)["Dashboard"], "AWS::CloudWatch::Dashboard").values()
-        body = json.dumps(dashboard["Properties"]["DashboardBody"])
-        assert ("Model quality" in body) is (env in MONITORED), env
-        assert (f"{ENVIRONMENTS[env].prefix}-breast-cancer-model-quality" in body) is (env in MONITORED), env
+def test_each_models_dashboard_shows_model_quality_where_it_is_watched(estate: Estate) -> None:
+    for env, config in ENVIRONMENTS.items():
+        for model in config.models:
+            resources = estate.stage_resources(env)[f"{model.name}-Dashboard"]
+            (dashboard,) = _of_type(resources, "AWS::CloudWatch::Dashboard").values()
+            body = json.dumps(dashboard["Properties"]["DashboardBody"])
+            watched = (env, model.name) in MONITORED
+            assert ("Model quality" in body) is watched, (env, model.name)
+            assert (f"{config.prefix}-{model.name}-model-quality" in body) is watched, (env, model.name)
 
 
-def test_the_registry_pipeline_registers_the_baseline_the_monitor_reads(estate: Estate) -> None:
-    """Staging and prod serve dev's versions: dev's pipeline must register model-quality constraints."""
+@pytest.mark.parametrize("model", [FIRST, SECOND])
+def test_the_registry_pipeline_registers_the_baseline_the_monitor_reads(estate: Estate, model: str) -> None:
+    """Staging and prod serve dev's versions: dev's pipeline of each model must register model-quality constraints."""
     assert ModelQualityMonitor.BASELINE in baseline_handler.BASELINES
-    training = estate.stage_resources("dev")["Training"]
+    training = estate.stage_resources("dev")[f"{model}-Training"]
     (pipeline,) = _of_type(training, "AWS::SageMaker::Pipeline").values()
     steps = json.dumps(pipeline_definition(pipeline))
     assert '"DriftCheckBaselines": {"ModelQuality": {"Statistics"' in steps
     assert "Steps.ModelQualityBaseline.BaselineUsedForDriftCheckConstraints" in steps
+
+
+def test_labels_for_the_multiclass_model_turn_on_a_multiclass_monitor_without_a_probability(tmp_path: Path) -> None:
+    """What a team gets by filing the wine model's labels in staging: the contract's answer format, not a binary's."""
+    staging = with_serving(ENVIRONMENTS["staging"], SECOND, ground_truth_prefix="ground-truth/wine-cultivar/")
+    configs = {**ENVIRONMENTS, "staging": staging}
+    check_estate(configs)
+    app = cdk.App(context=cdk_context(), outdir=str(tmp_path))
+    stage = MlopsStage(app, staging, code_version=CODE_VERSION, estate=configs)
+    stack = stage.models[SECOND].serving
+    template = Template.from_stack(stack).to_json()
+    job = _assert_watches(template["Resources"], template["Outputs"], staging, SECOND)
+    assert "ProbabilityAttribute" not in job["ModelQualityJobInput"]["EndpointInput"]
+    assert "ProbabilityThresholdAttribute" not in job["ModelQualityJobInput"]["EndpointInput"]
+    assert stack.model_quality_monitor is not None and stack.monitor is not None
 
 
 # -- The construct ------------------------------------------------------------------------------------
@@ -256,6 +328,38 @@ def test_a_labeller_may_only_write_under_the_ground_truth_prefix(
     (objects,) = [s for s in statements if "s3:PutObject" in s["Action"]]
     assert objects["Resource"]["Fn::Join"][1][-1] == "/labels/churn/*"
     assert not [s for s in statements if "s3:GetObject" in json.dumps(s["Action"])]
+
+
+@pytest.mark.parametrize(
+    ("contract", "probability"),
+    [
+        (ModelContract(problem_type="binary_classification", features=30), True),
+        (ModelContract(problem_type="multiclass_classification", features=13, classes=3), False),
+        (ModelContract(problem_type="regression", features=8), False),
+    ],
+)
+def test_the_contracts_answer_format_is_what_the_monitor_reads(contract: ModelContract, probability: bool) -> None:
+    stack = new_stack("FromContract")
+    props = _props(
+        stack,
+        problem_type=contract.monitor_problem_type,
+        inference_attribute=contract.inference_attribute,
+        probability_attribute=contract.probability_attribute,
+        probability_threshold=contract.probability_threshold,
+    )
+    ModelQualityMonitor(stack, "Monitor", props)
+    (definition,) = Template.from_stack(stack).find_resources("AWS::SageMaker::ModelQualityJobDefinition").values()
+    problem_type = {
+        "binary_classification": "BinaryClassification",
+        "multiclass_classification": "MulticlassClassification",
+        "regression": "Regression",
+    }[contract.problem_type]
+    assert definition["Properties"]["ModelQualityAppSpecification"]["ProblemType"] == problem_type
+    endpoint_input = definition["Properties"]["ModelQualityJobInput"]["EndpointInput"]
+    label = "predictions[0].value" if contract.problem_type == "regression" else "predictions[0].label"
+    assert endpoint_input["InferenceAttribute"] == label
+    expected = {"ProbabilityAttribute": "predictions[0].score", "ProbabilityThresholdAttribute": 0.5}
+    assert {k: endpoint_input[k] for k in expected if k in endpoint_input} == (expected if probability else {})
 
 
 def test_a_regression_monitor_has_no_probability_or_threshold() -> None:
@@ -340,10 +444,17 @@ def test_an_endpoint_without_capture_cannot_be_watched() -> None:
 def test_a_bad_model_quality_setting_fails_the_config_naming_the_field(
     changes: dict[str, Any], field: str, problem: str
 ) -> None:
-    config = ENVIRONMENTS["prod"]
-    with pytest.raises(ConfigError, match=re.escape(f"field 'serving.{field}'")) as error:
-        dataclasses.replace(config, serving=dataclasses.replace(config.serving, **changes))
+    with pytest.raises(ConfigError, match=re.escape(f"field 'models[{FIRST}].serving.{field}'")) as error:
+        with_serving(ENVIRONMENTS["prod"], FIRST, **changes)
     assert problem in str(error.value)
+
+
+def test_two_models_may_not_file_their_labels_under_one_prefix() -> None:
+    prefix = ENVIRONMENTS["staging"].model(FIRST).serving.ground_truth_prefix
+    # The first model of the two names the clash: its prefix overlaps the second's.
+    with pytest.raises(ConfigError, match=re.escape(f"field 'models[{FIRST}].serving.ground_truth_prefix'")) as error:
+        with_serving(ENVIRONMENTS["staging"], SECOND, ground_truth_prefix=prefix)
+    assert f"overlaps the ground-truth prefix of {SECOND!r}" in str(error.value) and repr(prefix) in str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -355,7 +466,13 @@ def test_a_bad_model_quality_setting_fails_the_config_naming_the_field(
 )
 def test_monitoring_needs_the_registrys_pipeline_to_register_its_baseline(switch: str, field: str) -> None:
     dev = ENVIRONMENTS["dev"]
-    registry = dataclasses.replace(dev, training=dataclasses.replace(dev.training, **{switch: False}))
-    with pytest.raises(ConfigError, match=re.escape(f"environment 'staging': field '{field}'")) as error:
+    models = tuple(
+        dataclasses.replace(m, training=dataclasses.replace(m.training, **{switch: False})) if m.name == FIRST else m
+        for m in dev.models
+    )
+    registry = dataclasses.replace(dev, models=models)
+    with pytest.raises(
+        ConfigError, match=re.escape(f"environment 'staging': field 'models[{FIRST}].{field}'")
+    ) as error:
         check_estate({**ENVIRONMENTS, "dev": registry})
     assert f"training.{switch} is off" in str(error.value)

@@ -19,12 +19,14 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_cdk.assertions import Template
 from botocore.stub import Stubber
 
+from mlops_constructs import IMPROVEMENT_PATH, METRICS
 from stacks.training_stack import STEP_CODE, TUNING_RANGES
-from tests.infra.conftest import Estate
+from tests.infra.conftest import FIRST, SECOND, Estate
 from tests.infra.definitions import pipeline_definition, steps_by_name
-from tests.runtime.steps import TrainingRun, package_model, run_step
+from tests.runtime.steps import TrainingRun, TrainingRuns, package_model, run_step
 
 PROCESSING = "/opt/ml/processing"
 
@@ -38,8 +40,11 @@ def _load(path: Path, name: str) -> ModuleType:
     return module
 
 
-def _steps(estate: Estate, env: str) -> dict[str, dict[str, Any]]:
-    (pipeline,) = estate.training[env].find_resources("AWS::SageMaker::Pipeline").values()
+def _steps(estate: Estate, env: str, model: str = FIRST) -> dict[str, dict[str, Any]]:
+    template = (
+        estate.training[env] if model == FIRST else Template.from_stack(estate.stages[env].models[model].training)
+    )
+    (pipeline,) = template.find_resources("AWS::SageMaker::Pipeline").values()
     return steps_by_name(pipeline_definition(pipeline))
 
 
@@ -70,7 +75,7 @@ def _asset(estate: Estate, env: str, s3_url: str) -> Path:
     """The staged file that the asset manifest uploads to ``s3_url`` (``s3://<assets bucket>/<object key>``)."""
     key = s3_url.rsplit("/", 1)[1]
     assembly = estate.outdir / f"assembly-{estate.stages[env].config.stage_id}"
-    (manifest,) = assembly.glob(f"{estate.stages[env].training.artifact_id}.assets.json")
+    (manifest,) = assembly.glob(f"{estate.stages[env].models[FIRST].training.artifact_id}.assets.json")
     found = [
         assembly / entry["source"]["path"]
         for entry in json.loads(manifest.read_text())["files"].values()
@@ -80,19 +85,29 @@ def _asset(estate: Estate, env: str, s3_url: str) -> Path:
     return found[0]
 
 
+#: What each estate model's gate reads, and the problem type its pipeline is told.
+GATES = {
+    FIRST: ("binary_classification", "binary_classification_metrics.auc.value"),
+    SECOND: ("multiclass_classification", "multiclass_classification_metrics.weighted_f1.value"),
+}
+
+
 @pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("model", [FIRST, SECOND])
 def test_every_json_get_reads_a_value_the_steps_really_write(
-    estate: Estate, env: str, training_run: TrainingRun
+    estate: Estate, env: str, model: str, training_runs: TrainingRuns
 ) -> None:
+    problem_type, gate_path = GATES[model]
+    run = training_runs[problem_type]  # the real chain, on the bundled data set of that problem type
     files = {
-        "EvaluationReport": json.loads((training_run.evaluation_dir / "evaluation.json").read_text()),
-        "DataManifest": json.loads((training_run.processing / "manifest" / "data_manifest.json").read_text()),
+        "EvaluationReport": json.loads((run.evaluation_dir / "evaluation.json").read_text()),
+        "DataManifest": json.loads((run.processing / "manifest" / "data_manifest.json").read_text()),
     }
-    steps = _steps(estate, env)
+    steps = _steps(estate, env, model)
     gets = set(_json_gets([step for step in steps.values()]))
     assert gets == {
-        ("EvaluationReport", "binary_classification_metrics.auc.value"),
-        ("EvaluationReport", "regression_check.auc_delta"),
+        ("EvaluationReport", gate_path),
+        ("EvaluationReport", IMPROVEMENT_PATH),
         ("DataManifest", "dataset_sha256"),
     }
     for property_file, path in gets:
@@ -149,6 +164,33 @@ def test_the_model_quality_step_reads_the_columns_the_evaluation_step_writes(
     assert float(environment["probability_threshold_attribute"]) == evaluate.THRESHOLD
 
 
+def test_the_multiclass_model_quality_step_names_columns_of_the_multiclass_predictions(
+    estate: Estate, training_runs: TrainingRuns
+) -> None:
+    environment = _steps(estate, "dev", SECOND)["ModelQualityBaseline"]["Arguments"]["Environment"]
+    run = training_runs["multiclass_classification"]
+    header = (run.processing / "predictions" / "predictions.csv").read_text().splitlines()[0].split(",")
+    assert environment["problem_type"] == "MulticlassClassification"
+    assert [environment["ground_truth_attribute"], environment["inference_attribute"]] == [header[0], header[-1]]
+    assert "probability_attribute" not in environment and "probability_threshold_attribute" not in environment
+
+
+@pytest.mark.parametrize("problem_type", list(METRICS))
+def test_the_librarys_metric_catalogue_is_what_the_evaluation_step_reports(
+    problem_type: str, training_runs: TrainingRuns
+) -> None:
+    """Every gate the library accepts reads a number the real evaluation step writes, in the named section."""
+    report = json.loads((training_runs[problem_type].evaluation_dir / "evaluation.json").read_text())
+    sections = {key for key in report if key.endswith("_metrics")}
+    for metric in METRICS[problem_type].values():  # type: ignore[index]
+        value = _json_get(report, metric.report_path)
+        assert isinstance(value, float), (metric.name, value)
+        assert metric.lowest <= value <= metric.highest, (metric.name, value)
+        assert metric.report_path.split(".")[0] in sections
+    assert set(report[next(iter(sections))]) == set(METRICS[problem_type])  # type: ignore[index]
+    assert isinstance(_json_get(report, IMPROVEMENT_PATH), float)
+
+
 @pytest.mark.parametrize("step", ["Preprocess", "Evaluate"])
 def test_processing_code_is_the_script_from_lambda_src(estate: Estate, step: str) -> None:
     arguments = _steps(estate, "dev")[step]["Arguments"]
@@ -191,9 +233,12 @@ def test_training_source_tarball_holds_the_code_and_trains_a_servable_model(
         env=env,
     )
     assert result.returncode == 0, result.stderr
-    (metric,) = job["AlgorithmSpecification"]["MetricDefinitions"]
-    match = re.search(metric["Regex"], result.stdout)
-    assert metric["Name"] == "validation:auc" and match and 0.9 < float(match.group(1)) <= 1.0
+    definitions = {d["Name"]: d["Regex"] for d in job["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert set(definitions) == {f"validation:{name}" for name in METRICS["binary_classification"]}
+    for name, regex in definitions.items():
+        assert re.search(regex, result.stdout), (name, result.stdout)
+    match = re.search(definitions["validation:auc"], result.stdout)
+    assert match and 0.9 < float(match.group(1)) <= 1.0
     artifact = package_model(tmp_path / "model", tmp_path / "out" / "model.tar.gz")
     with tarfile.open(artifact) as archive:
         assert "code/inference.py" in archive.getnames()

@@ -17,28 +17,60 @@ from aws_cdk.assertions import Template
 
 from mlops_constructs import ApiRoute, PropsError, UsageLimits, WafProtection, bundle
 from mlops_constructs.prediction_api import PROXY_PACKAGES, PredictionApi
-from stacks.api_stack import FEATURES, PROXY_CODE
+from stacks.api_stack import PROXY_CODE
 from stacks.environments import ENVIRONMENTS
-from tests.infra.conftest import Estate, new_stack
+from tests.infra.conftest import FIRST, SECOND, Estate, new_stack
 
 ENVS = list(ENVIRONMENTS)
+#: Every model of every environment: each has its routes.
+MODELS = [
+    pytest.param(env, model.name, id=f"{env}-{model.name}")
+    for env, config in ENVIRONMENTS.items()
+    for model in config.models
+]
+#: The numbers of features a request row of each model holds (30 cell-nucleus features, 13 measurements).
+FEATURES = {FIRST: 30, SECOND: 13}
+
+
+def _proxy_statements(template: Template) -> list[dict[str, Any]]:
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    (policy,) = [
+        p
+        for p in template.find_resources("AWS::IAM::ManagedPolicy").values()
+        if p["Properties"]["Roles"] == [{"Ref": role}]
+    ]
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
 
 
 def _api(estate: Estate, env: str) -> Template:
     return Template.from_stack(estate.stages[env].api)
 
 
-def _methods(template: Template) -> dict[str, dict[str, Any]]:
-    methods = template.find_resources("AWS::ApiGateway::Method")
-    return {("invocations" if "invocations" in lid else "predictions"): m["Properties"] for lid, m in methods.items()}
+def _methods(estate: Estate, env: str, template: Template) -> dict[str, dict[str, Any]]:
+    """Each method's properties, by its path (``/models/<model>/invocations``, ``.../predictions``)."""
+    stack = estate.stages[env].api
+    resources = template.find_resources("AWS::ApiGateway::Method")
+    methods = {path: stack.get_logical_id(method.node.default_child) for path, method in stack.api.methods.items()}
+    assert sorted(methods.values()) == sorted(resources)  # every method of the template, each once
+    return {path: resources[lid]["Properties"] for path, lid in methods.items()}
+
+
+def _request_schema(template: Template, method: dict[str, Any]) -> dict[str, Any]:
+    model_id = method["RequestModels"]["application/json"]["Ref"]
+    schema: dict[str, Any] = template.to_json()["Resources"][model_id]["Properties"]["Schema"]
+    return schema
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_every_method_is_authorized_validated_and_keyed_as_configured(estate: Estate, env: str) -> None:
     config = ENVIRONMENTS[env]
     template = _api(estate, env)
-    methods = _methods(template)
-    assert set(methods) == {"invocations", "predictions"}
+    methods = _methods(estate, env, template)
+    # Each model's routes, as its api_modes say (the estate's models are reached both ways).
+    assert [model.api_modes for model in config.models] == [("direct", "lambda")] * 2
+    assert set(methods) == {f"/models/{m}/{kind}" for m in (FIRST, SECOND) for kind in ("invocations", "predictions")}
     validator = template.find_resources("AWS::ApiGateway::RequestValidator")
     ((validator_id, validator_resource),) = validator.items()
     assert validator_resource["Properties"]["ValidateRequestBody"] is True
@@ -50,25 +82,42 @@ def test_every_method_is_authorized_validated_and_keyed_as_configured(estate: Es
         assert "application/json" in method["RequestModels"]
         pinning = "method.request.header.X-Target-Variant" in method.get("RequestParameters", {})
         assert pinning is config.api.allow_variant_pinning
-    models = template.find_resources("AWS::ApiGateway::Model")
-    (request,) = [m["Properties"]["Schema"] for m in models.values() if "instances" in json.dumps(m)]
+
+
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_each_models_request_schema_requires_exactly_its_contracts_features(
+    estate: Estate, env: str, model: str
+) -> None:
+    template = _api(estate, env)
+    methods = _methods(estate, env, template)
+    direct, proxied = (methods[f"/models/{model}/{kind}"] for kind in ("invocations", "predictions"))
+    # One request model per row shape, shared by the routes of every model with that shape.
+    assert direct["RequestModels"] == proxied["RequestModels"]
+    request = _request_schema(template, direct)
+    assert request["title"] == f"prediction request: 1 to 1000 rows of {FEATURES[model]} numbers"
     instances = request["properties"]["instances"]
     assert request["required"] == ["instances"] and request["additionalProperties"] is False
     assert (instances["minItems"], instances["maxItems"]) == (1, 1000)
-    assert (instances["items"]["minItems"], instances["items"]["maxItems"]) == (FEATURES, FEATURES)
+    assert (instances["items"]["minItems"], instances["items"]["maxItems"]) == (FEATURES[model], FEATURES[model])
     assert instances["items"]["items"] == {"type": "number"}
+    assert ENVIRONMENTS[env].model(model).features == FEATURES[model]  # the config's contract, as the schema says
+    others = [m for m in FEATURES if m != model]
+    for other in others:
+        assert _request_schema(template, methods[f"/models/{other}/invocations"]) != request
 
 
-@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize(("env", "model"), MODELS)
 def test_the_direct_route_calls_sagemaker_with_a_role_that_may_invoke_only_its_endpoint(
-    estate: Estate, env: str
+    estate: Estate, env: str, model: str
 ) -> None:
     config = ENVIRONMENTS[env]
     template = _api(estate, env)
-    integration = _methods(template)["invocations"]["Integration"]
+    integration = _methods(estate, env, template)[f"/models/{model}/invocations"]["Integration"]
     assert integration["Type"] == "AWS"
     uri = json.dumps(integration["Uri"])
-    assert "runtime.sagemaker" in uri and "/invocations" in uri and f"{config.prefix}-serving" in uri
+    serving = f"{config.prefix}-{model}-serving"
+    assert "runtime.sagemaker" in uri and "/invocations" in uri and serving in uri
+    assert not [m for m in FEATURES if m != model and f"{config.prefix}-{m}-serving" in uri]
     assert integration["PassthroughBehavior"] == "NEVER"
     statuses = {r.get("SelectionPattern", ""): r["StatusCode"] for r in integration["IntegrationResponses"]}
     assert statuses == {
@@ -92,28 +141,40 @@ def test_the_direct_route_calls_sagemaker_with_a_role_that_may_invoke_only_its_e
     assert ok["ResponseParameters"] == {
         "method.response.header.X-Model-Variant": "integration.response.header.X-Amzn-Invoked-Production-Variant"
     }
-    role = integration["Credentials"]["Fn::GetAtt"][0]
+    # The role lives beside the endpoint (the API's template does not grow with it) and may invoke only it.
+    credentials = integration["Credentials"]["Fn::GetStackOutput"]
+    assert credentials["StackName"] == serving and "ApiIntegrationRole" in credentials["OutputName"]
+    template.resource_count_is("AWS::IAM::Role", 2)  # the proxy's and the account's API Gateway logging role
+    serving_stack = Template.from_stack(estate.stages[env].models[model].serving)
+    roles = {
+        logical_id: role
+        for logical_id, role in serving_stack.find_resources("AWS::IAM::Role").items()
+        if logical_id.startswith("ApiIntegrationRole")
+    }
+    ((role_id, role),) = roles.items()
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"}
     (policy,) = [
         p
-        for p in template.find_resources("AWS::IAM::ManagedPolicy").values()
-        if p["Properties"]["Roles"] == [{"Ref": role}]
+        for p in serving_stack.find_resources("AWS::IAM::ManagedPolicy").values()
+        if p["Properties"]["Roles"] == [{"Ref": role_id}]
     ]
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "sagemaker:InvokeEndpoint"
-    output = statement["Resource"]["Fn::GetStackOutput"]
-    assert output["StackName"] == f"{config.prefix}-serving"
-    assert output["OutputName"].startswith("PublishOutputRefEndpoint")  # the endpoint's ARN, nothing wider
+    assert statement["Resource"] == {"Ref": next(iter(serving_stack.find_resources("AWS::SageMaker::Endpoint")))}
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_the_proxied_route_runs_the_checking_lambda(estate: Estate, env: str) -> None:
+def test_the_proxied_routes_run_the_checking_lambda(estate: Estate, env: str) -> None:
     config = ENVIRONMENTS[env]
     template = _api(estate, env)
-    integration = _methods(template)["predictions"]["Integration"]
-    assert integration["Type"] == "AWS_PROXY"
+    methods = _methods(estate, env, template)
     function = template.find_resources("AWS::Lambda::Function")
-    ((function_id, proxy),) = function.items()
-    assert function_id in json.dumps(integration["Uri"])
+    ((function_id, proxy),) = function.items()  # one proxy serves every model's route
+    for model in (FIRST, SECOND):
+        integration = methods[f"/models/{model}/predictions"]["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        assert function_id in json.dumps(integration["Uri"])
     props = proxy["Properties"]
     assert (props["Runtime"], props["Architectures"]) == ("python3.14", ["arm64"])
     assert props["ReservedConcurrentExecutions"] == config.api.proxy_reserved_concurrency
@@ -121,20 +182,37 @@ def test_the_proxied_route_runs_the_checking_lambda(estate: Estate, env: str) ->
     variables = props["Environment"]["Variables"]
     assert variables["LOG_PAYLOADS"] == ("true" if config.api.log_payloads else "false")
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "MLOps/Predictions"
-    parts = variables["MODELS"]["Fn::Join"][1]
-    models = json.loads(
-        "".join(part if isinstance(part, str) else '"TOKEN"' for part in parts).replace('""TOKEN""', '"TOKEN"')
-    )
-    (model,) = models.values()
-    assert model["model_package_group"] == config.model_package_group_name
-    assert model["variants"] == [v.name for v in config.serving.variants]
-    # Each variant's package, so every answer and record names the version that answered.
-    assert sorted(model["packages"]) == sorted(v.name for v in config.serving.variants)
-    pinned = {v.name: v.model_version for v in config.serving.variants if isinstance(v.model_version, int)}
-    for name, version in pinned.items():
-        assert model["packages"][name].endswith(
-            f"/{config.model_package_group_name.replace(config.prefix, 'mlops-dev')}/{version}"
+    # The models' configurations are SSM parameters beside each endpoint, read at run time: Lambda's 4 KB of
+    # environment would hold about ten models.
+    assert "MODELS" not in variables
+    assert variables["MODELS_PARAMETER_PATH"] == config.models_parameter_path == f"/{config.prefix}/models/"
+    (read,) = [s for s in _proxy_statements(template) if s.get("Sid") == "ReadModelConfigurations"]
+    assert read["Action"] == "ssm:GetParametersByPath"
+    # Authorized against the path as sent: both spellings, exact ARNs, nothing else.
+    arn = f"arn:aws:ssm:{config.region}:{config.account}:parameter/{config.prefix}/models"
+    assert sorted(read["Resource"]) == [arn, f"{arn}/"]
+    for name in (FIRST, SECOND):
+        serving_stack = Template.from_stack(estate.stages[env].models[name].serving)
+        ((_, parameter),) = serving_stack.find_resources("AWS::SSM::Parameter").items()
+        assert parameter["Properties"]["Name"] == f"{config.models_parameter_path}{name}"
+        assert parameter["Properties"]["Type"] == "String"
+        value = parameter["Properties"]["Value"]
+        text = (
+            value
+            if isinstance(value, str)
+            else "".join(part if isinstance(part, str) else "TOKEN" for part in value["Fn::Join"][1])
         )
+        model = json.loads(text)
+        settings = config.model(name).serving
+        # The group of the registry the versions come from (dev's), which every record names with the version.
+        group = ENVIRONMENTS[settings.registry_environment].model_package_group_name(name)
+        assert model["model_package_group"] == group == f"mlops-dev-{name}"
+        assert model["variants"] == [v.name for v in settings.variants]
+        # Each variant's package, so every answer and record names the version that answered.
+        assert sorted(model["packages"]) == sorted(v.name for v in settings.variants)
+        pinned = {v.name: v.model_version for v in settings.variants if isinstance(v.model_version, int)}
+        for variant, version in pinned.items():
+            assert model["packages"][variant].endswith(f":model-package/{group}/{version}")
     log_group = template.to_json()["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
     assert log_group["RetentionInDays"] == config.log_retention_days
     assert "LogGroupsKey" in json.dumps(log_group["KmsKeyId"])
@@ -238,6 +316,11 @@ def test_grant_invoke_names_a_model_the_api_serves(estate: Estate) -> None:
     caller = iam.Role(new_stack("Callers"), "Caller", assumed_by=iam.AccountRootPrincipal())
     with pytest.raises(PropsError, match="the API has no model 'churn'"):
         api.grant_invoke(caller, model="churn")
+    # One model's grant reaches that model's routes only.
+    (statement,) = api.grant_invoke(caller, model=SECOND).principal_statements
+    resolved = estate.stages["dev"].api.resolve(statement.to_statement_json())
+    assert resolved["Action"] == "execute-api:Invoke"
+    assert resolved["Resource"]["Fn::Join"][1][-1] == f"/v1/POST/models/{SECOND}/*"
 
 
 @pytest.mark.parametrize(
@@ -255,10 +338,12 @@ def test_invalid_usage_and_waf_settings(build: Any, message: str) -> None:
 
 
 def test_invalid_routes_and_api_props(estate: Estate) -> None:
-    endpoint = estate.stages["dev"].serving.endpoint
-    route = ApiRoute(model="breast-cancer", endpoint=endpoint, model_package_group="g")
+    endpoint = estate.stages["dev"].models[FIRST].serving.endpoint
+    route = ApiRoute(model=FIRST, endpoint=endpoint, model_package_group="g")
     with pytest.raises(PropsError, match="route model must be 1-63 lowercase letters, digits or hyphens, got 'Bad'"):
         dataclasses.replace(route, model="Bad")
+    with pytest.raises(PropsError, match="route features must be 1 to 10000, got 0"):
+        dataclasses.replace(route, features=0)
     with pytest.raises(PropsError, match="must be direct, proxied or both"):
         dataclasses.replace(route, direct=False, proxied=False)
     props = estate.stages["dev"].api.api._props

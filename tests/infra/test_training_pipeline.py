@@ -1,9 +1,11 @@
-"""The training pipeline of every environment, and the TrainingPipeline construct's options and errors."""
+"""The training pipeline of every model in every environment, and the TrainingPipeline construct on its own."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 import aws_cdk as cdk
@@ -15,6 +17,7 @@ from aws_cdk.assertions import Match, Template
 from mlops_constructs import (
     HyperparameterTuning,
     JobNetwork,
+    ModelContract,
     ModelRegistry,
     ModelRegistryProps,
     ParameterRange,
@@ -33,10 +36,59 @@ from mlops_constructs.sagemaker_images import model_monitor_image_uri
 from mlops_constructs.training_pipeline import EXECUTION_STATUS_DETAIL_TYPE
 from stacks.environments import ENVIRONMENTS
 from stacks.training_stack import STEP_CODE, TUNING_RANGES
-from tests.infra.conftest import CODE_VERSION, Estate, new_stack
+from tests.infra.conftest import CODE_VERSION, FIRST, SECOND, Estate, new_stack
 from tests.infra.definitions import pipeline_definition, steps_by_name
 
 ENVS = list(ENVIRONMENTS)
+#: Every model of every environment: each has a pipeline of its own.
+MODELS = [
+    pytest.param(env, model.name, id=f"{env}-{model.name}")
+    for env, config in ENVIRONMENTS.items()
+    for model in config.models
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    """What a model's pipeline is told and judged by, written out as the steps must read it."""
+
+    problem_type: str
+    monitor_problem_type: str
+    gate_metric: str
+    gate_path: str
+    gate_condition: str
+    metrics: tuple[str, ...]
+
+
+JUDGED = {
+    FIRST: Judged(
+        problem_type="binary_classification",
+        monitor_problem_type="BinaryClassification",
+        gate_metric="auc",
+        gate_path="binary_classification_metrics.auc.value",
+        gate_condition="GreaterThanOrEqualTo",
+        metrics=("auc", "accuracy", "precision", "recall", "f1"),
+    ),
+    SECOND: Judged(
+        problem_type="multiclass_classification",
+        monitor_problem_type="MulticlassClassification",
+        gate_metric="weighted_f1",
+        gate_path="multiclass_classification_metrics.weighted_f1.value",
+        gate_condition="GreaterThanOrEqualTo",
+        metrics=("accuracy", "weighted_f1", "weighted_precision", "weighted_recall", "log_loss"),
+    ),
+}
+REPORT = {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+#: The model-quality analyzer's settings every problem type shares (the columns of predictions.csv).
+MODEL_QUALITY_ENVIRONMENT = {
+    "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+    "dataset_source": "/opt/ml/processing/input/baseline_dataset_input",
+    "output_path": "/opt/ml/processing/output",
+    "publish_cloudwatch_metrics": "Disabled",
+    "analysis_type": "MODEL_QUALITY",
+    "ground_truth_attribute": "label",
+    "inference_attribute": "prediction",
+}
 
 
 def _pipeline(template: Template) -> dict[str, Any]:
@@ -63,51 +115,130 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-# -- every environment --------------------------------------------------------------
+def _json_get(path: str) -> dict[str, Any]:
+    return {"Std:JsonGet": {"PropertyFile": REPORT, "Path": path}}
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_pipeline_has_the_steps_of_a_gated_training_run(estate: Estate, env: str) -> None:
+def _training_job(steps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The training job's arguments, of the Train step or of the tuning job's definition."""
+    if "Tune" in steps:
+        job: dict[str, Any] = steps["Tune"]["Arguments"]["TrainingJobDefinition"]
+        return job
+    train: dict[str, Any] = steps["Train"]["Arguments"]
+    return train
+
+
+def _hyperparameters(job: dict[str, Any]) -> dict[str, str]:
+    hyperparameters: dict[str, str] = job.get("HyperParameters") or job["StaticHyperParameters"]
+    return hyperparameters
+
+
+def _assert_metric_definitions_read_their_own_line(definitions: list[dict[str, str]], names: tuple[str, ...]) -> None:
+    """One definition per metric, and each regex picks its own value out of a log holding every metric's line
+    (``%.10g`` numbers, as train.py prints them), never another metric's."""
+    assert [d["Name"] for d in definitions] == [f"validation:{name}" for name in names]
+    values = ["0.9876543211", "-0.25", "1e-05", "12", "3.5E+02", "+0.5", "0"]
+    printed = {name: values[i % len(values)] for i, name in enumerate(names)}
+    log = "\n".join(["epoch 1 done", *(f"validation:{name}={value}" for name, value in printed.items())])
+    for definition, name in zip(definitions, names, strict=True):
+        matches = [m.group(1) for m in re.finditer(definition["Regex"], log)]
+        assert matches == [printed[name]], definition
+
+
+@pytest.fixture(scope="module")
+def training(estate: Estate) -> Callable[[str, str], Template]:
+    """The Training template of one model in one environment (read once)."""
+    cache: dict[tuple[str, str], Template] = {}
+
+    def template(env: str, model: str) -> Template:
+        if (env, model) not in cache:
+            stack = estate.stages[env].models[model].training
+            cache[(env, model)] = estate.training[env] if model == FIRST else Template.from_stack(stack)
+        return cache[(env, model)]
+
+    return template
+
+
+# -- every model of every environment ----------------------------------------------------
+
+
+def test_the_estate_trains_a_binary_and_a_multiclass_model_everywhere() -> None:
+    for config in ENVIRONMENTS.values():
+        assert [model.name for model in config.models] == [FIRST, SECOND], config.name
+        assert [model.problem_type for model in config.models] == [
+            JUDGED[FIRST].problem_type,
+            JUDGED[SECOND].problem_type,
+        ]
+
+
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_pipeline_has_the_steps_of_a_gated_training_run(
+    training: Callable[[str, str], Template], env: str, model: str
+) -> None:
     config = ENVIRONMENTS[env]
-    pipeline = _pipeline(estate.training[env])
-    assert pipeline["Properties"]["PipelineName"] == config.training_pipeline_name
+    settings = config.model(model)
+    pipeline = _pipeline(training(env, model))
+    assert pipeline["Properties"]["PipelineName"] == f"{config.prefix}-{model}-training"
+    assert pipeline["Properties"]["PipelineName"] == config.training_pipeline_name(model)
     definition = pipeline_definition(pipeline)
     top = [(step["Name"], step["Type"]) for step in definition["Steps"]]
-    train = ("Tune", "Tuning") if config.training.tuning_max_jobs else ("Train", "Training")
+    train = ("Tune", "Tuning") if settings.training.tuning_max_jobs else ("Train", "Training")
     assert top == [
         ("Preprocess", "Processing"),
         ("DataQualityBaseline", "QualityCheck"),
         train,
         ("ResolveBaseline", "Lambda"),
         ("Evaluate", "Processing"),
-        ("CheckAucThreshold", "Condition"),
+        ("CheckQualityThreshold", "Condition"),
     ]
     steps = steps_by_name(definition)
-    threshold, regression = steps["CheckAucThreshold"]["Arguments"], steps["CheckNoRegression"]["Arguments"]
+    threshold, regression = steps["CheckQualityThreshold"]["Arguments"], steps["CheckNoRegression"]["Arguments"]
     assert [s["Name"] for s in threshold["IfSteps"]] == ["CheckNoRegression"]
-    assert [s["Name"] for s in threshold["ElseSteps"]] == ["FailAucBelowThreshold"]
+    assert [s["Name"] for s in threshold["ElseSteps"]] == ["FailQualityThreshold"]
     # Only a version that passed both gates gets a model-quality baseline, then registered.
     assert [s["Name"] for s in regression["IfSteps"]] == ["ModelQualityBaseline", "RegisterModel"]
     assert [s["Name"] for s in regression["ElseSteps"]] == ["FailWorseThanApproved"]
-    parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
-    assert parameters["MinAuc"] == config.training.min_auc
-    assert parameters["MinAucDelta"] == -config.training.max_auc_drop
+    parameters = {p["Name"]: (p["Type"], p["DefaultValue"]) for p in definition["Parameters"]}
+    assert parameters["GateThreshold"] == ("Float", settings.gate.threshold)
+    assert parameters["MinImprovement"] == ("Float", -settings.gate.max_regression)
+    assert not {"MinAuc", "MinAucDelta"} & set(parameters)
 
 
-@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_the_steps_are_told_the_models_contract(training: Callable[[str, str], Template], env: str, model: str) -> None:
+    judged = JUDGED[model]
+    steps = _steps(training(env, model))
+    preprocess = steps["Preprocess"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert preprocess == ["--problem-type", judged.problem_type, "--label-column", "target"]
+    assert _hyperparameters(_training_job(steps))["problem-type"] == judged.problem_type
+    evaluate = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert evaluate[2:] == ["--problem-type", judged.problem_type, "--gate-metric", judged.gate_metric]
+
+
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_the_training_job_reports_every_metric_of_its_problem_type(
+    training: Callable[[str, str], Template], env: str, model: str
+) -> None:
+    job = _training_job(_steps(training(env, model)))
+    definitions = job["AlgorithmSpecification"]["MetricDefinitions"]
+    _assert_metric_definitions_read_their_own_line(definitions, JUDGED[model].metrics)
+
+
+@pytest.mark.parametrize(("env", "model"), MODELS)
 def test_the_data_quality_baseline_is_computed_from_the_training_features_and_registered(
-    estate: Estate, env: str
+    training: Callable[[str, str], Template], env: str, model: str
 ) -> None:
     config = ENVIRONMENTS[env]
-    steps = _steps(estate.training[env])
+    steps = _steps(training(env, model))
     check = steps["DataQualityBaseline"]
     assert {k: v for k, v in check.items() if k not in ("Name", "Type", "Arguments")} == {
         "CheckType": "DATA_QUALITY",
-        "ModelPackageGroupName": config.model_package_group_name,
+        "ModelPackageGroupName": config.model_package_group_name(model),
         "SkipCheck": True,
         "FailOnViolation": False,
         "RegisterNewBaseline": True,
     }
+    assert config.model_package_group_name(model) == f"{config.prefix}-{model}"
     job = check["Arguments"]
     assert job["AppSpecification"] == {
         "ImageUri": f"468650794304.dkr.ecr.{config.env.region}.amazonaws.com/sagemaker-model-monitor-analyzer"
@@ -138,12 +269,12 @@ def test_the_data_quality_baseline_is_computed_from_the_training_features_and_re
     }
 
 
-@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize(("env", "model"), MODELS)
 def test_the_model_quality_baseline_is_computed_from_the_candidates_test_answers_and_registered(
-    estate: Estate, env: str
+    training: Callable[[str, str], Template], env: str, model: str
 ) -> None:
     config = ENVIRONMENTS[env]
-    steps = _steps(estate.training[env])
+    steps = _steps(training(env, model))
     check = steps["ModelQualityBaseline"]
     assert (check["Type"], check["CheckType"], check["SkipCheck"], check["RegisterNewBaseline"]) == (
         "QualityCheck",
@@ -151,19 +282,21 @@ def test_the_model_quality_baseline_is_computed_from_the_candidates_test_answers
         True,
         True,
     )
-    assert check["ModelPackageGroupName"] == config.model_package_group_name and check["FailOnViolation"] is False
+    assert check["ModelPackageGroupName"] == config.model_package_group_name(model)
+    assert check["FailOnViolation"] is False
     job = check["Arguments"]
     (dataset,) = job["ProcessingInputs"]
     assert dataset["S3Input"]["S3Uri"] == {
         "Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['predictions'].S3Output.S3Uri"
     }
-    environment = job["Environment"]
-    assert {k: environment[k] for k in ("analysis_type", "problem_type", "probability_threshold_attribute")} == {
-        "analysis_type": "MODEL_QUALITY",
-        "problem_type": "BinaryClassification",
-        "probability_threshold_attribute": "0.5",
+    # The analyzer's problem type is the contract's; only a binary model has a probability and a threshold.
+    binary = {"probability_attribute": "probability", "probability_threshold_attribute": "0.5"}
+    assert job["Environment"] == {
+        **MODEL_QUALITY_ENVIRONMENT,
+        "problem_type": JUDGED[model].monitor_problem_type,
+        **(binary if JUDGED[model].problem_type == "binary_classification" else {}),
     }
-    assert environment["dataset_source"] == dataset["S3Input"]["LocalPath"]
+    assert job["Environment"]["dataset_source"] == dataset["S3Input"]["LocalPath"]
     assert job["NetworkConfig"]["EnableNetworkIsolation"] is True
     assert job["ProcessingOutputConfig"]["KmsKeyId"] and job["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
     register = steps["RegisterModel"]["Arguments"]
@@ -182,26 +315,49 @@ def test_the_model_quality_baseline_is_computed_from_the_candidates_test_answers
     }
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_quality_gate_checks_the_threshold_and_the_approved_model(estate: Estate, env: str) -> None:
-    steps = _steps(estate.training[env])
-    report = {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
-    (threshold,) = steps["CheckAucThreshold"]["Arguments"]["Conditions"]
+def test_the_wine_pipeline_is_gated_on_weighted_f1_at_its_configured_threshold(
+    training: Callable[[str, str], Template],
+) -> None:
+    for env, config in ENVIRONMENTS.items():
+        gate = config.model(SECOND).gate
+        assert (gate.metric, gate.threshold, gate.max_regression) == ("weighted_f1", 0.85, 0.02), env
+        definition = pipeline_definition(_pipeline(training(env, SECOND)))
+        (threshold,) = steps_by_name(definition)["CheckQualityThreshold"]["Arguments"]["Conditions"]
+        assert threshold == {
+            "Type": "GreaterThanOrEqualTo",
+            "LeftValue": _json_get("multiclass_classification_metrics.weighted_f1.value"),
+            "RightValue": {"Get": "Parameters.GateThreshold"},
+        }
+        parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+        assert (parameters["GateThreshold"], parameters["MinImprovement"]) == (0.85, -0.02), env
+        assert "binary_classification" not in json.dumps(definition), env
+
+
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_quality_gate_checks_the_threshold_and_the_approved_model(
+    training: Callable[[str, str], Template], env: str, model: str
+) -> None:
+    judged = JUDGED[model]
+    steps = _steps(training(env, model))
+    (threshold,) = steps["CheckQualityThreshold"]["Arguments"]["Conditions"]
     assert threshold == {
-        "Type": "GreaterThanOrEqualTo",
-        "LeftValue": {"Std:JsonGet": {"PropertyFile": report, "Path": "binary_classification_metrics.auc.value"}},
-        "RightValue": {"Get": "Parameters.MinAuc"},
+        "Type": judged.gate_condition,
+        "LeftValue": _json_get(judged.gate_path),
+        "RightValue": {"Get": "Parameters.GateThreshold"},
     }
+    # Improvement over the approved model is positive when better, whichever way the metric goes.
     (regression,) = steps["CheckNoRegression"]["Arguments"]["Conditions"]
     assert regression == {
         "Type": "GreaterThanOrEqualTo",
-        "LeftValue": {"Std:JsonGet": {"PropertyFile": report, "Path": "regression_check.auc_delta"}},
-        "RightValue": {"Get": "Parameters.MinAucDelta"},
+        "LeftValue": _json_get("regression_check.improvement"),
+        "RightValue": {"Get": "Parameters.MinImprovement"},
     }
-    below = json.dumps(steps["FailAucBelowThreshold"]["Arguments"]["ErrorMessage"])
-    assert "is below the threshold MinAuc" in below and "Parameters.MinAuc" in below
+    below = json.dumps(steps["FailQualityThreshold"]["Arguments"]["ErrorMessage"])
+    assert f"quality gate: test {judged.gate_metric} " in below
+    assert "is below the threshold GateThreshold" in below and "Parameters.GateThreshold" in below
     worse = json.dumps(steps["FailWorseThanApproved"]["Arguments"]["ErrorMessage"])
     assert "worse than the approved model" in worse and "baseline_model_package_arn" in worse
+    assert f"(maximize {judged.gate_metric})" in worse and "Parameters.MinImprovement" in worse
     evaluate = steps["Evaluate"]
     assert evaluate["PropertyFiles"] == [
         {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
@@ -211,14 +367,21 @@ def test_quality_gate_checks_the_threshold_and_the_approved_model(estate: Estate
     assert evaluate["Arguments"]["AppSpecification"]["ContainerArguments"] == [
         "--baseline-present",
         {"Get": "Steps.ResolveBaseline.OutputParameters['has_baseline']"},
+        "--problem-type",
+        judged.problem_type,
+        "--gate-metric",
+        judged.gate_metric,
     ]
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_registered_versions_await_approval_and_carry_their_lineage(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_registered_versions_await_approval_and_carry_their_lineage(
+    training: Callable[[str, str], Template], env: str, model: str
+) -> None:
     config = ENVIRONMENTS[env]
-    register = _steps(estate.training[env])["RegisterModel"]["Arguments"]
-    assert register["ModelPackageGroupName"] == config.model_package_group_name
+    judged = JUDGED[model]
+    register = _steps(training(env, model))["RegisterModel"]["Arguments"]
+    assert register["ModelPackageGroupName"] == config.model_package_group_name(model)
     assert register["ModelApprovalStatus"] == "PendingManualApproval"
     assert register["MetadataProperties"] == {
         "CommitId": CODE_VERSION,
@@ -232,11 +395,15 @@ def test_registered_versions_await_approval_and_carry_their_lineage(estate: Esta
         "training_code_asset",
         "training_data_url",
         "training_data_sha256",
-        "test_auc",
-        "auc_delta_vs_approved",
+        "gate_metric",
+        f"test_{judged.gate_metric}",
+        "improvement_vs_approved",
         "compared_against",
     }
     assert lineage["code_commit"] == CODE_VERSION
+    assert lineage["gate_metric"] == judged.gate_metric
+    assert judged.gate_path in json.dumps(lineage[f"test_{judged.gate_metric}"])
+    assert "regression_check.improvement" in json.dumps(lineage["improvement_vs_approved"])
     assert "Steps.Preprocess.PropertyFiles.DataManifest" in json.dumps(lineage["training_data_sha256"])
     statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"
@@ -247,28 +414,32 @@ def test_registered_versions_await_approval_and_carry_their_lineage(estate: Esta
     assert container["Image"] == sklearn_image_uri(config.region)
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_jobs_are_isolated_encrypted_and_spot(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_jobs_are_isolated_encrypted_and_spot(training: Callable[[str, str], Template], env: str, model: str) -> None:
     config = ENVIRONMENTS[env]
-    steps = _steps(estate.training[env])
+    settings = config.model(model).training
+    steps = _steps(training(env, model))
     compute_key = "${StackOutput:" + f"{config.prefix}-data:PublishOutputFnGetAttComputeKey4B8E4C60ArnDA25097B}}"
     for name in ("Preprocess", "Evaluate"):
         job = steps[name]["Arguments"]
         assert job["NetworkConfig"] == {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True}
         assert job["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == compute_key
         assert job["ProcessingOutputConfig"]["KmsKeyId"].startswith("${StackOutput:")
+        assert job["AppSpecification"]["ImageUri"] == sklearn_image_uri(config.region)
     # Tuning is off in every environment (the construct's tuning test covers it).
+    assert settings.tuning_max_jobs == 0
     job = steps["Train"]["Arguments"]
     hyperparameters = job["HyperParameters"]
     assert steps["ResolveBaseline"]["Arguments"]["candidate_model_url"] == {
         "Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"
     }
+    assert job["AlgorithmSpecification"]["TrainingImage"] == sklearn_image_uri(config.region)
     assert job["EnableNetworkIsolation"] is True
     assert job["EnableInterContainerTrafficEncryption"] is True
-    assert job["EnableManagedSpotTraining"] is config.training.spot_training
+    assert job["EnableManagedSpotTraining"] is settings.spot_training
     assert job["StoppingCondition"] == {
-        "MaxRuntimeInSeconds": config.training.max_runtime_minutes * 60,
-        "MaxWaitTimeInSeconds": config.training.max_wait_minutes * 60,
+        "MaxRuntimeInSeconds": settings.max_runtime_minutes * 60,
+        "MaxWaitTimeInSeconds": settings.max_wait_minutes * 60,
     }
     assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     assert job["ResourceConfig"]["VolumeKmsKeyId"] == compute_key
@@ -281,12 +452,15 @@ def test_jobs_are_isolated_encrypted_and_spot(estate: Estate, env: str) -> None:
     assert hyperparameters["sagemaker_program"] == '"train.py"'
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_pipeline_role_is_least_privilege(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_pipeline_role_is_least_privilege(training: Callable[[str, str], Template], env: str, model: str) -> None:
     config = ENVIRONMENTS[env]
-    statements = _policy_statements(estate.training[env], "TrainingPipelineRole")
+    template = training(env, model)
+    statements = _policy_statements(template, "TrainingPipelineRole")
     actions = {action for s in statements for action in _as_list(s["Action"])}
     assert all("*" not in action for action in actions)
+    # The estate's models run in AWS's scikit-learn image: no registry of the team's own to pull from.
+    assert not [action for action in actions if action.startswith("ecr:")]
     unscoped = [s for s in statements if "*" in _as_list(s["Resource"])]
     assert {a for s in unscoped for a in _as_list(s["Action"])} == {
         "cloudwatch:PutMetricData",
@@ -301,30 +475,37 @@ def test_pipeline_role_is_least_privilege(estate: Estate, env: str) -> None:
     arn = f"arn:aws:sagemaker:{config.region}:{config.account}"
     assert jobs["Resource"] == [f"{arn}:processing-job/pipelines-*", f"{arn}:training-job/pipelines-*"]
     (register,) = [s for s in statements if "sagemaker:CreateModelPackage" in _as_list(s["Action"])]
-    assert f"{arn}:model-package/{config.model_package_group_name}/*" in register["Resource"]
+    assert f"{arn}:model-package/{config.prefix}-{model}/*" in register["Resource"]
+    # Only this model's group: the other model's versions are out of reach.
+    others = [m.name for m in config.models if m.name != model]
+    assert others and not [o for o in others if f"model-package/{config.prefix}-{o}/" in json.dumps(statements)]
     (invoke,) = [s for s in statements if "lambda:InvokeFunction" in _as_list(s["Action"])]
     assert invoke["Resource"] == {"Fn::GetAtt": ["TrainingPipelineBaselineResolver87BA3C1C", "Arn"]}
-    assert ("sagemaker:CreateHyperParameterTuningJob" in actions) is bool(config.training.tuning_max_jobs)
+    tuning = config.model(model).training.tuning_max_jobs
+    assert ("sagemaker:CreateHyperParameterTuningJob" in actions) is bool(tuning)
     # No inline policies anywhere (NIST/HIPAA IAMNoInlinePolicy): grants go to managed policies.
-    estate.training[env].resource_count_is("AWS::IAM::Policy", 0)
+    template.resource_count_is("AWS::IAM::Policy", 0)
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_triggers_each_start_only_this_pipeline(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_triggers_each_start_only_this_pipeline(training: Callable[[str, str], Template], env: str, model: str) -> None:
     config = ENVIRONMENTS[env]
-    template = estate.training[env]
-    pipeline_arn = f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{config.training_pipeline_name}"
+    settings = config.model(model)
+    template = training(env, model)
+    pipeline_arn = f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{config.prefix}-{model}-training"
     rules = template.find_resources("AWS::Events::Rule")
     starters = {lid: r for lid, r in rules.items() if r["Properties"]["Targets"][0]["Arn"] == pipeline_arn}
     schedules = [r for r in starters.values() if "ScheduleExpression" in r["Properties"]]
-    # Every environment's pipeline starts on its schedule and on new data.
-    assert [r["Properties"]["ScheduleExpression"] for r in schedules] == [config.training.schedule]
-    assert config.training.schedule is not None
+    # Every pipeline starts on its schedule and on new data.
+    assert [r["Properties"]["ScheduleExpression"] for r in schedules] == [settings.training.schedule]
+    assert settings.training.schedule is not None
     (new_data,) = [r for r in starters.values() if "EventPattern" in r["Properties"]]
     pattern = new_data["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
-    marker = config.training.completion_marker
-    assert pattern["detail"]["object"] == {"key": [{"wildcard": f"{config.training.raw_data_prefix}*{marker}"}]}
+    marker = settings.training.completion_marker
+    # Each model's deliveries land under a prefix of its own (datasets/<model>/ unless configured).
+    assert settings.data_prefix == (settings.training.raw_data_prefix or f"datasets/{model}/")
+    assert pattern["detail"]["object"] == {"key": [{"wildcard": f"{settings.data_prefix}*{marker}"}]}
     triggered_by = set()
     for rule in starters.values():
         (target,) = rule["Properties"]["Targets"]
@@ -341,14 +522,16 @@ def test_triggers_each_start_only_this_pipeline(estate: Estate, env: str) -> Non
     assert triggered_by == {"schedule", "new-data"}
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_failed_executions_notify_the_alert_topic(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_failed_executions_notify_the_alert_topic(
+    training: Callable[[str, str], Template], env: str, model: str
+) -> None:
     config = ENVIRONMENTS[env]
-    rules = estate.training[env].find_resources(
+    rules = training(env, model).find_resources(
         "AWS::Events::Rule", {"Properties": {"EventPattern": {"source": ["aws.sagemaker"]}}}
     )
     (rule,) = rules.values()
-    pipeline_arn = f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{config.training_pipeline_name}"
+    pipeline_arn = f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{config.prefix}-{model}-training"
     assert rule["Properties"]["EventPattern"] == {
         "detail": {"currentPipelineExecutionStatus": ["Failed"], "pipelineArn": [pipeline_arn]},
         "detail-type": [EXECUTION_STATUS_DETAIL_TYPE],
@@ -358,6 +541,7 @@ def test_failed_executions_notify_the_alert_topic(estate: Estate, env: str) -> N
     assert target["Arn"]["Fn::GetStackOutput"]["StackName"] == f"{config.prefix}-monitoring"
     assert "PublishOutputRefAlertsTopic" in target["Arn"]["Fn::GetStackOutput"]["OutputName"]
     assert "pipelineExecutionArn" in json.dumps(target["InputTransformer"])
+    assert f"{config.prefix}-{model}-training" in json.dumps(target["InputTransformer"])
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -387,10 +571,12 @@ def test_alert_topic_is_encrypted_tls_only_and_admits_only_this_accounts_rules(e
     }
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_lambda_step_is_arm64_latest_python_with_encrypted_retained_logs(estate: Estate, env: str) -> None:
+@pytest.mark.parametrize(("env", "model"), MODELS)
+def test_lambda_step_is_arm64_latest_python_with_encrypted_retained_logs(
+    training: Callable[[str, str], Template], env: str, model: str
+) -> None:
     config = ENVIRONMENTS[env]
-    template = estate.training[env]
+    template = training(env, model)
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {"Runtime": "python3.14", "Architectures": ["arm64"], "ReservedConcurrentExecutions": 2, "Timeout": 30},
@@ -408,19 +594,30 @@ def test_lambda_step_is_arm64_latest_python_with_encrypted_retained_logs(estate:
         "sagemaker:DescribeModelPackageGroup",
         "sagemaker:ListModelPackages",
     ]
+    assert f"model-package-group/{config.prefix}-{model}" in json.dumps(statements)
     assert "PipelineExperimentConfig" not in pipeline_definition(_pipeline(template))  # no Experiments entities
 
 
 def test_registry_of_record_admits_staging_and_prod(estate: Estate) -> None:
-    (group,) = estate.templates["dev"].find_resources("AWS::SageMaker::ModelPackageGroup").values()
-    principals = group["Properties"]["ModelPackageGroupPolicy"]["Statement"][0]["Principal"]["AWS"]
-    assert principals == [f"arn:aws:iam::{ENVIRONMENTS[e].account}:root" for e in ("staging", "prod")]
+    groups = estate.templates["dev"].find_resources("AWS::SageMaker::ModelPackageGroup").values()
+    names = sorted(group["Properties"]["ModelPackageGroupName"] for group in groups)
+    assert names == [f"mlops-dev-{FIRST}", f"mlops-dev-{SECOND}"]
+    for group in groups:
+        principals = group["Properties"]["ModelPackageGroupPolicy"]["Statement"][0]["Principal"]["AWS"]
+        assert principals == [f"arn:aws:iam::{ENVIRONMENTS[e].account}:root" for e in ("staging", "prod")]
     for env in ("staging", "prod"):
-        (group,) = estate.templates[env].find_resources("AWS::SageMaker::ModelPackageGroup").values()
-        assert "ModelPackageGroupPolicy" not in group["Properties"]
+        groups = estate.templates[env].find_resources("AWS::SageMaker::ModelPackageGroup").values()
+        assert len(groups) == 2
+        for group in groups:
+            assert "ModelPackageGroupPolicy" not in group["Properties"]
 
 
 # -- the construct on its own ------------------------------------------------------------
+
+
+BINARY = ModelContract(problem_type="binary_classification", features=30)
+MULTICLASS = ModelContract(problem_type="multiclass_classification", features=13, classes=3)
+REGRESSION = ModelContract(problem_type="regression", features=("rooms", "age", "income"), label_column="price")
 
 
 @dataclasses.dataclass
@@ -431,6 +628,7 @@ class Parts:
 
 def _parts(stack: cdk.Stack) -> Parts:
     key = SecureKey(stack, "Key", SecureKeyProps(alias="t/data", description="test data"))
+    key.admit_log_groups()
     volume = SecureKey(stack, "Volume", SecureKeyProps(alias="t/volume", description="test volumes"))
 
     def bucket(name: str) -> SecureBucket:
@@ -448,7 +646,8 @@ def _parts(stack: cdk.Stack) -> Parts:
         logs_key=key.key,
         step_code=StepCode.from_directory(STEP_CODE),
         code_version="abcdef1",
-        quality_gate=QualityGate(min_auc=0.8),
+        contract=BINARY,
+        quality_gate=QualityGate(metric="auc", threshold=0.8),
     )
     return Parts(stack, props)
 
@@ -463,7 +662,26 @@ INVALID_PROPS: list[tuple[dict[str, Any], str]] = [
     ({"raw_data_prefix": "incoming"}, "raw data prefix must end with '/'"),
     ({"raw_data_prefix": "/incoming/"}, "with no leading '/'"),
     ({"code_version": "main"}, r"code version must be a git commit \(7-40 hex digits\), got 'main'"),
-    ({"label_column": "1label"}, "label column must be an identifier"),
+    ({"contract": "binary_classification"}, "contract must be a ModelContract, got str"),
+    (
+        {"quality_gate": QualityGate(metric="weighted_f1", threshold=0.8)},
+        r"quality gate metric 'weighted_f1' is not reported for binary_classification models; "
+        r"choose one of auc, accuracy, precision, recall, f1",
+    ),
+    (
+        {"quality_gate": QualityGate(metric="auc", threshold=0.5)},
+        r"quality gate threshold for auc must be above 0.5 \(a coin toss\), got 0.5",
+    ),
+    (
+        {"quality_gate": QualityGate(metric="accuracy", threshold=1.5)},
+        "quality gate threshold for accuracy must be 0 to 1, got 1.5",
+    ),
+    (
+        {"contract": REGRESSION},  # the gate on auc cannot judge a regression
+        "quality gate metric 'auc' is not reported for regression models; choose one of mse, rmse, mae, r2",
+    ),
+    ({"image_uri": "docker.io/team/trainer:1"}, "image_uri must be an ECR image .*got 'docker.io/team/trainer:1'"),
+    ({"image_uri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trainer"}, "image_uri must be an ECR image"),
     ({"training_instance_type": "m5.large"}, "training_instance_type must be a SageMaker instance type"),
     ({"processing_instance_type": "ml.m5d.large"}, "has local NVMe storage"),
     ({"inference_instance_types": ()}, "must name at least one instance type"),
@@ -475,6 +693,11 @@ INVALID_PROPS: list[tuple[dict[str, Any], str]] = [
     (
         {"hyperparameters": {"c": "1"}, "tuning": HyperparameterTuning()},
         r"hyperparameters both fixed and tuned: \['c'\]",
+    ),
+    ({"hyperparameters": {"problem-type": "regression"}}, "is set from the contract"),
+    (
+        {"tuning": HyperparameterTuning(ranges=(ParameterRange("problem-type", 1, 2),))},
+        r"both fixed and tuned: \['problem-type'\]",
     ),
 ]
 
@@ -490,8 +713,6 @@ def test_invalid_pipeline_props_fail_at_synth_with_the_value(
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: QualityGate(min_auc=0.4), "min_auc must be 0.5 to 1.0 .*got 0.4"),
-        (lambda: QualityGate(min_auc=0.9, max_auc_drop=-0.1), "max_auc_drop must be 0.0 to under 0.5, got -0.1"),
         (lambda: ParameterRange("C", 1, 2), "hyperparameter name must be lowercase"),
         (lambda: ParameterRange("c", 2, 1), "min_value < max_value, got 2 and 1"),
         (lambda: ParameterRange("c", 0, 1, scaling="Logarithmic"), "needs min_value > 0, got 0"),
@@ -505,9 +726,112 @@ def test_invalid_pipeline_props_fail_at_synth_with_the_value(
         (lambda: StepCode.from_directory("/nonexistent"), "must be an existing .py file"),
     ],
 )
-def test_invalid_gate_tuning_and_code_are_rejected(build: Any, message: str) -> None:
+def test_invalid_tuning_and_code_are_rejected(build: Any, message: str) -> None:
     with pytest.raises(PropsError, match=message):
         build()
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: QualityGate(metric="AUC", threshold=0.9),
+            "quality gate metric must be a lowercase name such as 'auc', got 'AUC'",
+        ),
+        (
+            lambda: QualityGate(metric="auc", threshold=float("nan")),
+            "quality gate threshold must be a finite number, got nan",
+        ),
+        (lambda: QualityGate(metric="auc", threshold=True), "quality gate threshold must be a finite number, got True"),
+        (
+            lambda: QualityGate(metric="auc", threshold=0.9, max_regression=-0.01),
+            "quality gate max_regression must be 0 or more, got -0.01",
+        ),
+        (
+            lambda: QualityGate(metric="pr_auc", threshold=0.7, report_path="custom.pr_auc.value"),
+            "quality gate on 'pr_auc': give both report_path and maximize .*or neither",
+        ),
+        (
+            lambda: QualityGate(metric="pr_auc", threshold=0.7, maximize=True),
+            "quality gate on 'pr_auc': give both report_path and maximize",
+        ),
+        (
+            lambda: QualityGate(metric="pr_auc", threshold=0.7, report_path="custom..pr_auc", maximize=True),
+            "quality gate report_path must be a dotted JSON path, got 'custom..pr_auc'",
+        ),
+        (
+            lambda: QualityGate(metric="auc", threshold=0.4).resolve(BINARY),
+            r"quality gate threshold for auc must be above 0.5 \(a coin toss\), got 0.4",
+        ),
+        (
+            lambda: QualityGate(metric="auc", threshold=0.9).resolve(MULTICLASS),
+            "quality gate metric 'auc' is not reported for multiclass_classification models; choose one of accuracy, "
+            "weighted_f1, weighted_precision, weighted_recall, log_loss",
+        ),
+        (
+            lambda: QualityGate(metric="rmse", threshold=-1.0).resolve(REGRESSION),
+            "quality gate threshold for rmse must be 0 to inf, got -1.0",
+        ),
+        (
+            lambda: QualityGate(metric="r2", threshold=1.5).resolve(REGRESSION),
+            "quality gate threshold for r2 must be -inf to 1, got 1.5",
+        ),
+        (
+            lambda: ModelContract(problem_type="ranking", features=3),  # type: ignore[arg-type]
+            "problem_type must be one of binary_classification, multiclass_classification, regression, got 'ranking'",
+        ),
+        (
+            lambda: ModelContract(problem_type="multiclass_classification", features=13),
+            r"a multiclass model needs its number of classes \(3 or more; 2 is binary\), got None",
+        ),
+        (
+            lambda: ModelContract(problem_type="multiclass_classification", features=13, classes=2),
+            r"a multiclass model needs its number of classes \(3 or more; 2 is binary\), got 2",
+        ),
+        (
+            lambda: ModelContract(problem_type="binary_classification", features=30, classes=2),
+            "classes applies to multiclass models only; give None for binary_classification",
+        ),
+        (lambda: ModelContract(problem_type="regression", features=0), "a model takes 1 to 10000 features, got 0"),
+        (
+            lambda: ModelContract(problem_type="regression", features=10001),
+            "a model takes 1 to 10000 features, got 10001",
+        ),
+        (
+            lambda: ModelContract(problem_type="regression", features=True),
+            "features must be a count or a tuple of names, got True",
+        ),
+        (
+            lambda: ModelContract(problem_type="regression", features=("rooms", "year built")),
+            r"feature names must be identifiers .*got \('rooms', 'year built'\)",
+        ),
+        (
+            lambda: ModelContract(problem_type="regression", features=()),
+            r"feature names must be identifiers .*got \(\)",
+        ),
+        (
+            lambda: ModelContract(problem_type="regression", features=("rooms", "rooms")),
+            r"feature names must be unique, got \('rooms', 'rooms'\)",
+        ),
+        (
+            lambda: ModelContract(problem_type="regression", features=3, label_column="1label"),
+            "label column must be an identifier, got '1label'",
+        ),
+    ],
+)
+def test_invalid_contracts_and_gates_are_rejected_with_the_value(build: Any, message: str) -> None:
+    with pytest.raises(PropsError, match=message):
+        build()
+
+
+def test_a_gate_resolves_to_the_contracts_metric_or_to_a_metric_of_the_teams_own() -> None:
+    rmse = QualityGate(metric="rmse", threshold=4.5).resolve(REGRESSION)
+    assert (rmse.name, rmse.report_path, rmse.maximize) == ("rmse", "regression_metrics.rmse.value", False)
+    f1 = QualityGate(metric="weighted_f1", threshold=0.5).resolve(MULTICLASS)  # no coin-toss rule but for auc
+    assert (f1.report_path, f1.maximize) == ("multiclass_classification_metrics.weighted_f1.value", True)
+    own = QualityGate(metric="pr_auc", threshold=0.7, report_path="custom.pr_auc.value", maximize=True)
+    assert (own.resolve(REGRESSION).report_path, own.resolve(REGRESSION).maximize) == ("custom.pr_auc.value", True)
+    assert (REGRESSION.feature_count, REGRESSION.label_column, MULTICLASS.feature_count) == (3, "price", 13)
 
 
 def test_images_resolve_per_region_without_network_and_unknown_regions_fail() -> None:
@@ -669,6 +993,8 @@ def test_tuning_replaces_the_training_step_and_evaluates_the_best_job() -> None:
     config = steps["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]
     assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 8, "MaxParallelTrainingJobs": 2}
     assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "validation:auc"}
+    definitions = steps["Tune"]["Arguments"]["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
+    assert "validation:auc" in [d["Name"] for d in definitions]  # the objective is a metric the jobs report
     assert config["ParameterRanges"] == {
         "ContinuousParameterRanges": [
             {"Name": "c", "MinValue": "0.001", "MaxValue": "100.0", "ScalingType": "Logarithmic"}
@@ -684,3 +1010,134 @@ def test_tuning_replaces_the_training_step_and_evaluates_the_best_job() -> None:
     (tune,) = [s for s in statements if s.get("Sid") == "RunTuningJobs"]
     assert tune["Resource"] == "arn:aws:sagemaker:eu-west-1:123456789012:hyper-parameter-tuning-job/*"
     assert "sagemaker:CreateHyperParameterTuningJob" in tune["Action"]
+
+
+# -- other contracts, gates and images ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regression() -> Template:
+    """A regression model gated on RMSE (lower is better), tuned."""
+    parts = _parts(new_stack("Regression"))
+    props = dataclasses.replace(
+        parts.props,
+        contract=REGRESSION,
+        quality_gate=QualityGate(metric="rmse", threshold=4.5, max_regression=0.25),
+        tuning=HyperparameterTuning(max_training_jobs=4, max_parallel_jobs=2),
+    )
+    TrainingPipeline(parts.stack, "Pipeline", props)
+    return Template.from_stack(parts.stack)
+
+
+def test_a_gate_on_an_error_passes_at_or_below_its_threshold(regression: Template) -> None:
+    definition = pipeline_definition(_pipeline(regression))
+    steps = steps_by_name(definition)
+    (threshold,) = steps["CheckQualityThreshold"]["Arguments"]["Conditions"]
+    assert threshold == {
+        "Type": "LessThanOrEqualTo",
+        "LeftValue": _json_get("regression_metrics.rmse.value"),
+        "RightValue": {"Get": "Parameters.GateThreshold"},
+    }
+    # The report's improvement is positive when the candidate's error is lower: the same test in both directions.
+    (no_regression,) = steps["CheckNoRegression"]["Arguments"]["Conditions"]
+    assert no_regression == {
+        "Type": "GreaterThanOrEqualTo",
+        "LeftValue": _json_get("regression_check.improvement"),
+        "RightValue": {"Get": "Parameters.MinImprovement"},
+    }
+    parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert (parameters["GateThreshold"], parameters["MinImprovement"]) == (4.5, -0.25)
+    above = json.dumps(steps["FailQualityThreshold"]["Arguments"]["ErrorMessage"])
+    assert "quality gate: test rmse " in above and "is above the threshold GateThreshold" in above
+    assert "(minimize rmse)" in json.dumps(steps["FailWorseThanApproved"]["Arguments"]["ErrorMessage"])
+    lineage = steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    assert lineage["gate_metric"] == "rmse" and "regression_metrics.rmse.value" in json.dumps(lineage["test_rmse"])
+
+
+def test_tuning_a_regression_minimizes_its_gate_metric(regression: Template) -> None:
+    steps = _steps(regression)
+    config = steps["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "validation:rmse"}
+    job = steps["Tune"]["Arguments"]["TrainingJobDefinition"]
+    _assert_metric_definitions_read_their_own_line(
+        job["AlgorithmSpecification"]["MetricDefinitions"], ("mse", "rmse", "mae", "r2")
+    )
+    assert job["StaticHyperParameters"]["problem-type"] == "regression"
+
+
+def test_a_regression_is_told_its_problem_and_label_and_baselined_without_a_probability(regression: Template) -> None:
+    steps = _steps(regression)
+    assert steps["Preprocess"]["Arguments"]["AppSpecification"]["ContainerArguments"] == [
+        "--problem-type",
+        "regression",
+        "--label-column",
+        "price",
+    ]
+    assert steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"][2:] == [
+        "--problem-type",
+        "regression",
+        "--gate-metric",
+        "rmse",
+    ]
+    environment = steps["ModelQualityBaseline"]["Arguments"]["Environment"]
+    assert environment == {**MODEL_QUALITY_ENVIRONMENT, "problem_type": "Regression"}
+
+
+def test_a_gate_on_a_metric_of_the_teams_own_evaluation_reads_its_path_and_is_reported() -> None:
+    parts = _parts(new_stack("OwnMetric"))
+    gate = QualityGate(metric="pr_auc", threshold=0.7, report_path="custom_metrics.pr_auc.value", maximize=True)
+    TrainingPipeline(parts.stack, "Pipeline", dataclasses.replace(parts.props, quality_gate=gate))
+    steps = _steps(Template.from_stack(parts.stack))
+    (threshold,) = steps["CheckQualityThreshold"]["Arguments"]["Conditions"]
+    assert (threshold["Type"], threshold["LeftValue"]) == (
+        "GreaterThanOrEqualTo",
+        _json_get("custom_metrics.pr_auc.value"),
+    )
+    # The catalogue's metrics, then the gate's own: the training job records what the gate judges.
+    _assert_metric_definitions_read_their_own_line(
+        steps["Train"]["Arguments"]["AlgorithmSpecification"]["MetricDefinitions"],
+        ("auc", "accuracy", "precision", "recall", "f1", "pr_auc"),
+    )
+    assert steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"][-2:] == ["--gate-metric", "pr_auc"]
+    lineage = steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    assert lineage["gate_metric"] == "pr_auc" and "custom_metrics.pr_auc.value" in json.dumps(lineage["test_pr_auc"])
+
+
+@pytest.mark.parametrize(
+    ("image", "repository"),
+    [
+        (
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/churn-trainer:1.2.0",
+            "arn:aws:ecr:eu-west-1:123456789012:repository/team/churn-trainer",
+        ),
+        (
+            "999999999999.dkr.ecr.eu-central-1.amazonaws.com/shared/trainer@sha256:" + "0" * 64,
+            "arn:aws:ecr:eu-central-1:999999999999:repository/shared/trainer",
+        ),
+    ],
+)
+def test_a_team_image_runs_every_step_and_serves_and_the_role_may_pull_only_it(image: str, repository: str) -> None:
+    parts = _parts(new_stack("OwnImage"))
+    TrainingPipeline(parts.stack, "Pipeline", dataclasses.replace(parts.props, image_uri=image))
+    template = Template.from_stack(parts.stack)
+    steps = _steps(template)
+    for name in ("Preprocess", "Evaluate"):
+        assert steps[name]["Arguments"]["AppSpecification"]["ImageUri"] == image, name
+    assert steps["Train"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"] == image
+    (container,) = steps["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"]
+    assert container["Image"] == image
+    # The baselines are still computed by AWS's analyzer; nothing runs in the scikit-learn image.
+    for name in ("DataQualityBaseline", "ModelQualityBaseline"):
+        assert steps[name]["Arguments"]["AppSpecification"]["ImageUri"] == model_monitor_image_uri("eu-west-1")
+    assert "sagemaker-scikit-learn" not in json.dumps(steps)
+    statements = _policy_statements(template, "PipelineRole")
+    pulls = [s for s in statements if any(a.startswith("ecr:") for a in _as_list(s["Action"]))]
+    assert sorted(pulls, key=lambda s: s["Sid"]) == [
+        {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*", "Sid": "EcrToken"},
+        {
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Effect": "Allow",
+            "Resource": repository,
+            "Sid": "PullTheStepImage",
+        },
+    ]

@@ -16,6 +16,15 @@ from mlops_constructs.alert_topic import AlertTopic, AlertTopicProps, SlackChann
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
 from mlops_constructs.data_quality_monitor import DataQualityMonitor, DataQualityMonitorProps
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
+from mlops_constructs.ml_contract import (
+    IMPROVEMENT_PATH,
+    METRICS,
+    PROBLEM_TYPES,
+    Metric,
+    ModelContract,
+    ProblemType,
+    QualityGate,
+)
 from mlops_constructs.model_dashboard import ModelDashboard, ModelDashboardProps
 from mlops_constructs.model_endpoint import (
     BlueGreenDeployment,
@@ -36,8 +45,11 @@ from mlops_constructs.prediction_api import (
     ApiRoute,
     PredictionApi,
     PredictionApiProps,
+    RouteParameter,
+    RouteParameterProps,
     UsageLimits,
     WafProtection,
+    integration_role,
 )
 from mlops_constructs.sagemaker_images import sklearn_image_uri
 from mlops_constructs.secure_bucket import (
@@ -59,13 +71,15 @@ from mlops_constructs.training_pipeline import (
     HyperparameterTuning,
     JobNetwork,
     ParameterRange,
-    QualityGate,
     TrainingPipeline,
     TrainingPipelineProps,
 )
 
 __all__ = [
     "HOURLY_MAX_RUNTIME",
+    "IMPROVEMENT_PATH",
+    "METRICS",
+    "PROBLEM_TYPES",
     "AlertTopic",
     "AlertTopicProps",
     "ApiAlarms",
@@ -84,6 +98,8 @@ __all__ = [
     "JobNetwork",
     "ManagedPolicyRole",
     "ManagedPolicyRoleProps",
+    "Metric",
+    "ModelContract",
     "ModelDashboard",
     "ModelDashboardProps",
     "ModelEndpoint",
@@ -98,9 +114,12 @@ __all__ = [
     "ParameterRange",
     "PredictionApi",
     "PredictionApiProps",
+    "ProblemType",
     "PropsError",
     "QualityGate",
     "RollingDeployment",
+    "RouteParameter",
+    "RouteParameterProps",
     "ScheduledMonitor",
     "SecureBucket",
     "SecureBucketProps",
@@ -120,6 +139,7 @@ __all__ = [
     "bundle",
     "dead_letter_queue",
     "function_alarms",
+    "integration_role",
     "is_monitoring_schedule",
     "schedule_period_hours",
     "sklearn_image_uri",

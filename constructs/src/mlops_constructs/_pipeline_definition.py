@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_cdk import aws_kms as kms
 
+from mlops_constructs.ml_contract import IMPROVEMENT_PATH, Metric
 from mlops_constructs.sagemaker_images import model_monitor_image_uri
 
 if TYPE_CHECKING:
@@ -21,17 +22,18 @@ if TYPE_CHECKING:
 
 PROCESSING = "/opt/ml/processing"
 CONTENT_TYPES = ("application/json", "text/csv")
-AUC = "binary_classification_metrics.auc.value"
-AUC_DELTA = "regression_check.auc_delta"
 BASELINE = "Steps.ResolveBaseline.OutputParameters"
 DATA_QUALITY = "DataQualityBaseline"
 MODEL_QUALITY = "ModelQualityBaseline"
-#: The columns of the evaluation step's predictions.csv, as the model-quality analyzer must read them.
+#: The columns of the evaluation step's predictions.csv, as the model-quality analyzer must read them
+#: (a regression's file has no probability column).
 PREDICTION_COLUMNS = {
     "ground_truth_attribute": "label",
     "probability_attribute": "probability",
     "inference_attribute": "prediction",
 }
+#: The training script prints every metric of its problem type as ``validation:<name>=<value>``.
+METRIC_VALUE = r"([-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?)"
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,10 @@ class DefinitionBuilder:
     region: str
     code: Mapping[str, CodeLocation]
 
+    @property
+    def gate(self) -> Metric:
+        return self.props.quality_gate.resolve(self.props.contract)
+
     def definition(self) -> dict[str, Any]:
         props = self.props
         train_step = self._tuning_step() if props.tuning else self._training_step()
@@ -135,8 +141,8 @@ class DefinitionBuilder:
             {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": props.processing_instance_type},
             {"Name": "TrainingInstanceType", "Type": "String", "DefaultValue": props.training_instance_type},
             {"Name": "TrainingInstanceCount", "Type": "Integer", "DefaultValue": props.training_instance_count},
-            {"Name": "MinAuc", "Type": "Float", "DefaultValue": props.quality_gate.min_auc},
-            {"Name": "MinAucDelta", "Type": "Float", "DefaultValue": -props.quality_gate.max_auc_drop},
+            {"Name": "GateThreshold", "Type": "Float", "DefaultValue": float(props.quality_gate.threshold)},
+            {"Name": "MinImprovement", "Type": "Float", "DefaultValue": -float(props.quality_gate.max_regression)},
             {"Name": "TriggeredBy", "Type": "String", "DefaultValue": "manual"},
         ]
 
@@ -208,7 +214,7 @@ class DefinitionBuilder:
             "Type": "Processing",
             "Arguments": self._processing(
                 "preprocess",
-                ["--label-column", props.label_column],
+                ["--problem-type", props.contract.problem_type, "--label-column", props.contract.label_column],
                 [_s3_input("data", _get("Parameters.InputDataUrl"), f"{PROCESSING}/input/data")],
                 outputs,
                 bucket.encryption_key,
@@ -235,12 +241,16 @@ class DefinitionBuilder:
         endpoint answers, at the endpoint's threshold.
         """
         dataset = _processing_output("Evaluate", "predictions")
+        contract = self.props.contract
         environment = {
             "analysis_type": "MODEL_QUALITY",
-            "problem_type": "BinaryClassification",
+            "problem_type": contract.monitor_problem_type,
             **PREDICTION_COLUMNS,
-            "probability_threshold_attribute": "0.5",
         }
+        if contract.probability_threshold is None:
+            del environment["probability_attribute"]
+        else:
+            environment["probability_threshold_attribute"] = str(contract.probability_threshold)
         return self._quality_check(MODEL_QUALITY, "MODEL_QUALITY", dataset, "model-quality", environment)
 
     def _quality_check(
@@ -294,7 +304,7 @@ class DefinitionBuilder:
             "AlgorithmSpecification": {
                 "TrainingImage": self.image_uri,
                 "TrainingInputMode": "File",
-                "MetricDefinitions": [{"Name": "validation:auc", "Regex": r"validation:auc=([0-9.]+)"}],
+                "MetricDefinitions": self._metric_definitions(),
             },
             "RoleArn": self.role_arn,
             "InputDataConfig": channels,
@@ -326,6 +336,14 @@ class DefinitionBuilder:
             job["VpcConfig"] = props.network.to_json()
         return job
 
+    def _metric_definitions(self) -> list[dict[str, str]]:
+        """Every metric the training script prints for the problem type, and the gate's own."""
+        names = list(self.props.contract.metrics)
+        gate = self.props.quality_gate.metric
+        if gate not in names:
+            names.append(gate)
+        return [{"Name": f"validation:{name}", "Regex": f"validation:{name}={METRIC_VALUE}"} for name in names]
+
     def _hyperparameters(self) -> dict[str, str]:
         """The static hyperparameters, then what the framework container reads (JSON-encoded):
         the script, and, under network isolation, the source directory delivered by the
@@ -334,6 +352,7 @@ class DefinitionBuilder:
         code_file = self.code["train"].local_path("/opt/ml/input/data/code")
         return {
             **dict(sorted(props.hyperparameters.items())),
+            "problem-type": props.contract.problem_type,
             "sagemaker_program": f'"{props.step_code.train.name}"',
             "sagemaker_submit_directory": f'"{code_file}"',
             "sagemaker_container_log_level": "20",
@@ -364,7 +383,10 @@ class DefinitionBuilder:
         return {
             "Name": "Tune",
             "Type": "Tuning",
-            "Arguments": {"HyperParameterTuningJobConfig": tuning.to_json(), "TrainingJobDefinition": job},
+            "Arguments": {
+                "HyperParameterTuningJobConfig": tuning.to_json(self.props.quality_gate.metric, self.gate.maximize),
+                "TrainingJobDefinition": job,
+            },
         }
 
     def _candidate_model_url(self) -> Any:
@@ -401,7 +423,14 @@ class DefinitionBuilder:
             _s3_input("test", _processing_output("Preprocess", "test"), f"{PROCESSING}/test"),
             _s3_input("baseline", _get(f"{BASELINE}['baseline_model_url']"), f"{PROCESSING}/baseline"),
         ]
-        arguments = ["--baseline-present", _get(f"{BASELINE}['has_baseline']")]
+        arguments = [
+            "--baseline-present",
+            _get(f"{BASELINE}['has_baseline']"),
+            "--problem-type",
+            self.props.contract.problem_type,
+            "--gate-metric",
+            self.props.quality_gate.metric,
+        ]
         outputs = [
             _s3_output("evaluation", self._prefix(bucket, "evaluation"), f"{PROCESSING}/evaluation"),
             _s3_output("predictions", self._prefix(bucket, "predictions"), f"{PROCESSING}/predictions"),
@@ -416,14 +445,19 @@ class DefinitionBuilder:
         }
 
     def _gate_steps(self) -> dict[str, Any]:
-        auc = _json_get("Evaluate", "EvaluationReport", AUC)
-        delta = _json_get("Evaluate", "EvaluationReport", AUC_DELTA)
+        gate = self.gate
+        value = _json_get("Evaluate", "EvaluationReport", gate.report_path)
+        improvement = _json_get("Evaluate", "EvaluationReport", IMPROVEMENT_PATH)
         no_regression = {
             "Name": "CheckNoRegression",
             "Type": "Condition",
             "Arguments": {
                 "Conditions": [
-                    {"Type": "GreaterThanOrEqualTo", "LeftValue": delta, "RightValue": _get("Parameters.MinAucDelta")}
+                    {
+                        "Type": "GreaterThanOrEqualTo",
+                        "LeftValue": improvement,
+                        "RightValue": _get("Parameters.MinImprovement"),
+                    }
                 ],
                 "IfSteps": [
                     *([self._model_quality_step()] if self.props.model_quality_baseline else []),
@@ -432,33 +466,33 @@ class DefinitionBuilder:
                 "ElseSteps": [
                     self._fail_step(
                         "FailWorseThanApproved",
-                        "quality gate: test auc ",
-                        auc,
-                        " is worse than the approved model's by ",
-                        delta,
-                        " (auc delta), beyond the allowed MinAucDelta ",
-                        _get("Parameters.MinAucDelta"),
+                        f"quality gate: test {gate.name} ",
+                        value,
+                        " is worse than the approved model's by more than allowed: improvement ",
+                        improvement,
+                        f" ({gate.direction} {gate.name}) is below MinImprovement ",
+                        _get("Parameters.MinImprovement"),
                         "; compared against ",
                         _get(f"{BASELINE}['baseline_model_package_arn']"),
                     )
                 ],
             },
         }
+        condition = "GreaterThanOrEqualTo" if gate.maximize else "LessThanOrEqualTo"
+        missed = "below" if gate.maximize else "above"
         return {
-            "Name": "CheckAucThreshold",
+            "Name": "CheckQualityThreshold",
             "Type": "Condition",
             "Arguments": {
-                "Conditions": [
-                    {"Type": "GreaterThanOrEqualTo", "LeftValue": auc, "RightValue": _get("Parameters.MinAuc")}
-                ],
+                "Conditions": [{"Type": condition, "LeftValue": value, "RightValue": _get("Parameters.GateThreshold")}],
                 "IfSteps": [no_regression],
                 "ElseSteps": [
                     self._fail_step(
-                        "FailAucBelowThreshold",
-                        "quality gate: test auc ",
-                        auc,
-                        " is below the threshold MinAuc ",
-                        _get("Parameters.MinAuc"),
+                        "FailQualityThreshold",
+                        f"quality gate: test {gate.name} ",
+                        value,
+                        f" is {missed} the threshold GateThreshold ",
+                        _get("Parameters.GateThreshold"),
                     )
                 ],
             },
@@ -534,7 +568,8 @@ class DefinitionBuilder:
             "training_code_asset": self.code["train"].asset_hash,
             "training_data_url": _get("Parameters.InputDataUrl"),
             "training_data_sha256": _join(_json_get("Preprocess", "DataManifest", "dataset_sha256")),
-            "test_auc": _join(_json_get("Evaluate", "EvaluationReport", AUC)),
-            "auc_delta_vs_approved": _join(_json_get("Evaluate", "EvaluationReport", AUC_DELTA)),
+            "gate_metric": self.gate.name,
+            f"test_{self.gate.name}": _join(_json_get("Evaluate", "EvaluationReport", self.gate.report_path)),
+            "improvement_vs_approved": _join(_json_get("Evaluate", "EvaluationReport", IMPROVEMENT_PATH)),
             "compared_against": _get(f"{BASELINE}['baseline_model_package_arn']"),
         }

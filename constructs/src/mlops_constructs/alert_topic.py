@@ -29,6 +29,7 @@ from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
 from mlops_constructs._errors import PropsError
+from mlops_constructs._key_admission import require_admission
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
@@ -101,6 +102,8 @@ class AlertTopic(Construct):
         )
         for address in props.email_addresses:
             self.topic.add_subscription(subscriptions.EmailSubscription(address))
+        # Alarms and EventBridge rules publish here: the topic's key must admit both services.
+        require_admission(self, props.master_key, ("events", "cloudwatch"), "message-encryption")
         self._events_admitted = False
         self.chat_role: ManagedPolicyRole | None = None
         self.chat_guardrail: iam.ManagedPolicy | None = None

@@ -17,6 +17,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlops_constructs._errors import PropsError
+from mlops_constructs._limits import check_policy_size
 
 
 @jsii.implements(iam.IPrincipal)
@@ -88,6 +89,7 @@ class ManagedPolicyRole(Construct):
         )
         self.policy = iam.ManagedPolicy(self, "Policy", description=props.description, roles=[self.role])
         self._principal = _PolicyPrincipal(self.role, self.policy)
+        check_policy_size(self, self.policy.document, f"role {self.node.path}")
 
     @property
     def grant_principal(self) -> iam.IPrincipal:

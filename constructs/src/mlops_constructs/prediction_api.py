@@ -36,11 +36,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from mlops_constructs._alarms import notify
 from mlops_constructs._errors import PropsError
+from mlops_constructs._key_admission import require_admission
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_endpoint import ModelEndpoint
 from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle
@@ -93,6 +95,10 @@ class ApiRoute:
         allow_variant_pinning: callers may name a production variant in ``X-Target-Variant``. Default False.
         features: columns per row the schema requires. Default none (any non-empty row of numbers).
         max_rows: rows per request the schema accepts. Default 1000.
+        integration_role: the role API Gateway assumes to invoke the endpoint of a direct route, when the
+            team brings its own (e.g. created beside the endpoint, so that the API's template does not grow
+            with each model); it must trust API Gateway and may invoke the endpoint. Default: the API
+            creates one that may invoke this endpoint and nothing else.
     """
 
     model: str
@@ -103,6 +109,19 @@ class ApiRoute:
     allow_variant_pinning: bool = False
     features: int | None = None
     max_rows: int = 1000
+    integration_role: iam.IRole | None = None
+
+    def proxy_config(self) -> dict[str, Any]:
+        """What the prediction proxy reads about this model (one item of its ``MODELS`` configuration)."""
+        variants = self.endpoint.production_variants
+        return {
+            "endpoint_name": self.endpoint.endpoint_name,
+            "model_package_group": self.model_package_group,
+            "variants": [v.name for v in variants],
+            # So every answer and log record names the package version that answered.
+            "packages": {v.name: v.model.package_arn for v in variants},
+            "allow_variant_pinning": self.allow_variant_pinning,
+        }
 
     def __post_init__(self) -> None:
         if not _MODEL.match(self.model):
@@ -124,7 +143,7 @@ class ApiRoute:
         )
         return apigw.JsonSchema(
             schema=apigw.JsonSchemaVersion.DRAFT4,
-            title=f"{self.model} prediction request",
+            title=f"prediction request: 1 to {self.max_rows} rows of {self.features or 'one or more'} numbers",
             type=apigw.JsonSchemaType.OBJECT,
             required=["instances"],
             additional_properties=False,
@@ -228,6 +247,10 @@ class PredictionApiProps:
             region; leave it to one API). Default True.
         alarms: the thresholds of the API's alarms.
         alarm_topic: notified by the API's and the proxy's alarms. Default none.
+        model_parameter_path: an SSM Parameter Store path (``/<prefix>/models/``) under which each proxied
+            model's configuration is published (:class:`RouteParameter`), read by the proxy at run time and
+            refreshed every few minutes. Default none: the proxy's configuration is an environment variable,
+            which Lambda limits to 4 KB in all (about ten models; synthesis fails beyond).
     """
 
     routes: tuple[ApiRoute, ...]
@@ -250,10 +273,13 @@ class PredictionApiProps:
     configure_account_logging: bool = True
     alarms: ApiAlarms = field(default_factory=ApiAlarms)
     alarm_topic: sns.ITopic | None = None
+    model_parameter_path: str | None = None
 
     def __post_init__(self) -> None:
         if not self.routes:
             raise PropsError("the API needs at least one route")
+        if self.model_parameter_path is not None:
+            check_parameter_path(self.model_parameter_path)
         if self.api_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", self.api_name):
             raise PropsError(f"api_name must be 1-128 letters, digits, '.', '-' or '_', got {self.api_name!r}")
         names = [r.model for r in self.routes]
@@ -294,6 +320,7 @@ class PredictionApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: PredictionApiProps) -> None:
         super().__init__(scope, construct_id)
         self._props = props
+        require_admission(self, props.logs_key, ("logs",), "log-group")
         self.access_logs = logs.LogGroup(
             self,
             "AccessLogs",
@@ -379,6 +406,7 @@ class PredictionApi(Construct):
         self.methods: dict[str, apigw.Method] = {}
         self._request_models: dict[str, apigw.Model] = {}
         self.integration_roles: dict[str, ManagedPolicyRole] = {}
+        self._proxy_permitted = False
         self.proxy = self._proxy() if any(r.proxied for r in props.routes) else None
         models = self.api.root.add_resource("models")
         for route in props.routes:
@@ -450,12 +478,12 @@ class PredictionApi(Construct):
 
     def _method_options(self, route: ApiRoute, responses: list[apigw.MethodResponse]) -> dict[str, Any]:
         props = self._props
-        model = self._request_models.get(route.model)
+        # Routes with the same row shape share one request model (one resource, however many models).
+        shape = f"Rows{route.features or 'Any'}x{route.max_rows}"
+        model = self._request_models.get(shape)
         if model is None:
-            model = self.api.add_model(
-                f"{_pascal(route.model)}Request", content_type="application/json", schema=route.schema()
-            )
-            self._request_models[route.model] = model
+            model = self.api.add_model(f"{shape}Request", content_type="application/json", schema=route.schema())
+            self._request_models[shape] = model
         options: dict[str, Any] = {
             "authorization_type": apigw.AuthorizationType.COGNITO if props.user_pool else apigw.AuthorizationType.IAM,
             "authorizer": self.authorizer,
@@ -487,22 +515,47 @@ class PredictionApi(Construct):
             assert self.proxy is not None
             method = resource.add_resource("predictions").add_method(
                 "POST",
-                apigw.LambdaIntegration(self.proxy.function, proxy=True, timeout=cdk.Duration.seconds(29)),
+                self._proxy_integration(),
                 **self._method_options(route, self._responses("400", "413", "429", "502", "503", "504")),
             )
             self.methods[f"/models/{route.model}/predictions"] = method
 
-    def _direct(self, resource: apigw.Resource, route: ApiRoute) -> None:
-        role = ManagedPolicyRole(
-            self,
-            f"{_pascal(route.model)}IntegrationRole",
-            ManagedPolicyRoleProps(
-                assumed_by=_api_gateway(cdk.Stack.of(self)),
-                description=f"API Gateway invokes the {route.model} endpoint, and nothing else",
-            ),
+    def _proxy_integration(self) -> apigw.Integration:
+        """The proxy as every ``/predictions`` method's backend, with one invoke permission for all of them.
+
+        CDK's ``LambdaIntegration`` adds two permissions per method (the stage and the console's test
+        invocations): at fifty models a hundred resources of the API's template. One permission for the
+        stage's POST on ``/models/*/predictions`` admits the same calls and no others.
+        """
+        assert self.proxy is not None
+        if not self._proxy_permitted:
+            self._proxy_permitted = True
+            self.proxy.function.add_permission(
+                "ApiInvokesProxy",
+                principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                source_arn=self.api.arn_for_execute_api("POST", "/models/*/predictions", self._props.stage_name),
+            )
+        stack = cdk.Stack.of(self)
+        uri = (
+            f"arn:{stack.partition}:apigateway:{stack.region}:lambda:path/2015-03-31/functions/"
+            f"{self.proxy.function.function_arn}/invocations"
         )
-        route.endpoint.grant_invoke(role)
-        self.integration_roles[route.model] = role
+        return apigw.Integration(
+            type=apigw.IntegrationType.AWS_PROXY,
+            integration_http_method="POST",
+            uri=uri,
+            options=apigw.IntegrationOptions(timeout=cdk.Duration.seconds(29)),
+        )
+
+    def _direct(self, resource: apigw.Resource, route: ApiRoute) -> None:
+        role: iam.IRole
+        policy: Construct | None = None
+        if route.integration_role is not None:
+            role = route.integration_role
+        else:
+            created = integration_role(self, f"{_pascal(route.model)}IntegrationRole", route.model, route.endpoint)
+            self.integration_roles[route.model] = created
+            role, policy = created.role, created.policy
         parameters = {
             "integration.request.header.Content-Type": "'application/json'",
             "integration.request.header.Accept": "'application/json'",
@@ -536,7 +589,7 @@ class PredictionApi(Construct):
             path=f"endpoints/{route.endpoint.endpoint_name}/invocations",
             integration_http_method="POST",
             options=apigw.IntegrationOptions(
-                credentials_role=role.role,
+                credentials_role=role,
                 passthrough_behavior=apigw.PassthroughBehavior.NEVER,
                 request_parameters=parameters,
                 request_templates={"application/json": "$input.body"},
@@ -547,7 +600,8 @@ class PredictionApi(Construct):
         method = resource.add_method(
             "POST", integration, **self._method_options(route, self._responses("400", "500", "502", "503"))
         )
-        method.node.add_dependency(role.policy)
+        if policy is not None:
+            method.node.add_dependency(policy)
         self.methods[f"/models/{route.model}/invocations"] = method
 
     def _proxy(self) -> SecureFunction:
@@ -559,17 +613,11 @@ class PredictionApi(Construct):
                     f"route {route.model!r} is proxied, so every variant must serve a registered model package "
                     "(the proxy names the package version in each answer)"
                 )
-        models = {
-            r.model: {
-                "endpoint_name": r.endpoint.endpoint_name,
-                "model_package_group": r.model_package_group,
-                "variants": [v.name for v in r.endpoint.production_variants],
-                # So every answer and log record names the package version that answered.
-                "packages": {v.name: v.model.package_arn for v in r.endpoint.production_variants},
-                "allow_variant_pinning": r.allow_variant_pinning,
-            }
-            for r in routes
-        }
+        stack = cdk.Stack.of(self)
+        if props.model_parameter_path is None:
+            source = {"MODELS": stack.to_json_string({r.model: r.proxy_config() for r in routes})}
+        else:
+            source = {"MODELS_PARAMETER_PATH": props.model_parameter_path}
         proxy = SecureFunction(
             self,
             "Proxy",
@@ -585,7 +633,7 @@ class PredictionApi(Construct):
                 log_retention=props.log_retention,
                 log_removal_policy=props.log_removal_policy,
                 environment={
-                    "MODELS": cdk.Stack.of(self).to_json_string(models),
+                    **source,
                     "LOG_PAYLOADS": "true" if props.log_payloads else "false",
                     "MAX_ROWS": str(max(r.max_rows for r in routes)),
                     "INVOKE_TIMEOUT_SECONDS": "20",
@@ -597,6 +645,8 @@ class PredictionApi(Construct):
         )
         for route in routes:
             route.endpoint.grant_invoke(proxy.role)
+        if props.model_parameter_path is not None:
+            proxy.role.add_to_policy(read_parameter_path(stack, props.model_parameter_path))
         return proxy
 
     def _usage_plan(self) -> dict[str, apigw.IApiKey]:
@@ -735,6 +785,87 @@ class PredictionApi(Construct):
             grantee=grantee,
             actions=["execute-api:Invoke"],
             resource_arns=[self.api.arn_for_execute_api("POST", path, self._props.stage_name)],
+        )
+
+
+def integration_role(scope: Construct, construct_id: str, model: str, endpoint: ModelEndpoint) -> ManagedPolicyRole:
+    """A role API Gateway (of this account) assumes to invoke ``endpoint``, and nothing else.
+
+    Create it beside the endpoint and hand it to :class:`ApiRoute` (``integration_role``) to keep the API's
+    template the same size whatever the number of models.
+    """
+    role = ManagedPolicyRole(
+        scope,
+        construct_id,
+        ManagedPolicyRoleProps(
+            assumed_by=_api_gateway(cdk.Stack.of(scope)),
+            description=f"API Gateway invokes the {model} endpoint, and nothing else",
+        ),
+    )
+    endpoint.grant_invoke(role)
+    return role
+
+
+_PARAMETER_PATH = re.compile(r"^(/[a-zA-Z0-9_.-]+)+/$")
+
+
+def check_parameter_path(path: str) -> None:
+    if not _PARAMETER_PATH.match(path) or len(path) > 900:
+        raise PropsError(f"model_parameter_path must be an SSM path such as '/team-a/models/', got {path!r}")
+
+
+def read_parameter_path(stack: cdk.Stack, path: str) -> iam.PolicyStatement:
+    """``ssm:GetParametersByPath`` on one path. Parameter Store authorizes it against the path in the
+    request, not the parameters returned; both spellings of the path (with and without the trailing
+    slash) are exact ARNs, so whichever the client sends is allowed and nothing else."""
+    names = [path.strip("/") + "/", path.strip("/")]
+    return iam.PolicyStatement(
+        sid="ReadModelConfigurations",
+        actions=["ssm:GetParametersByPath"],
+        resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=name) for name in names],
+    )
+
+
+@dataclass(frozen=True)
+class RouteParameterProps:
+    """Props of :class:`RouteParameter`.
+
+    Attributes:
+        path: the API's ``model_parameter_path``.
+        route: the model's route (its endpoint, registry group and pinning).
+    """
+
+    path: str
+    route: ApiRoute
+
+    def __post_init__(self) -> None:
+        check_parameter_path(self.path)
+
+
+class RouteParameter(Construct):
+    """Publishes one proxied model's configuration where the API's proxy reads it (``<path><model>``).
+
+    Put it beside the model's endpoint: a new or promoted model then changes only its own stack, and
+    the proxy serves it within its refresh interval.
+
+    Attributes:
+        parameter: the ``ssm.StringParameter`` (a physical name: the proxy finds it by path).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: RouteParameterProps) -> None:
+        super().__init__(scope, construct_id)
+        route = props.route
+        if any(v.model.package_arn is None for v in route.endpoint.production_variants):
+            raise PropsError(
+                f"route {route.model!r} is proxied, so every variant must serve a registered model package "
+                "(the proxy names the package version in each answer)"
+            )
+        self.parameter = ssm.StringParameter(
+            self,
+            "Parameter",
+            parameter_name=f"{props.path}{route.model}",
+            string_value=cdk.Stack.of(self).to_json_string(route.proxy_config()),
+            description=f"Prediction proxy configuration of model {route.model}",
         )
 
 

@@ -40,6 +40,8 @@ from constructs import Construct
 
 from mlops_constructs._alarms import reaching
 from mlops_constructs._errors import PropsError, whole_seconds
+from mlops_constructs._key_admission import require_admission
+from mlops_constructs._limits import check_environment_size
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -184,6 +186,7 @@ class SecureFunction(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: SecureFunctionProps) -> None:
         super().__init__(scope, construct_id)
+        check_environment_size(self, props.environment)
         self.role = ManagedPolicyRole(
             self,
             "Role",
@@ -224,6 +227,7 @@ class SecureFunction(Construct):
             )
         # The function waits for its permissions, not only for its role (which its GetAtt already implies).
         cfn.add_override("DependsOn", [cdk.Stack.of(self).get_logical_id(self.role.cfn_policy)])
+        require_admission(self, props.logs_key, ("logs",), "log-group")
         self._grant(props)
         self.alarms = function_alarms(self, self.function, props.timeout, props.alarm_topic)
         if props.dead_letter_queue is not None:

@@ -253,6 +253,46 @@ class SecureKey(_KeyGrants, Construct):
             )
         )
 
+    def admit_log_groups(self) -> None:
+        """CloudWatch Logs may encrypt this account's log groups with the key, and only those.
+
+        Required of a key given to a construct as its ``logs_key`` (the construct checks it at synth).
+        """
+        stack = cdk.Stack.of(self)
+        logs_arn = stack.format_arn(
+            service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+        )
+        self.allow_service(
+            "CloudWatchLogsEncryptsLogGroups",
+            f"logs.{stack.region}.amazonaws.com",  # the regional service principal of CloudWatch Logs
+            (
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:DescribeKey",
+            ),
+            {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": logs_arn}},
+        )
+
+    def admit_alert_publishers(self) -> None:
+        """EventBridge rules and CloudWatch alarms may publish to this account's topics encrypted with the key.
+
+        Required of the key of an :class:`AlertTopic` (checked at synth): without it, alarm
+        notifications and rule deliveries are dropped without an error anyone sees.
+        """
+        stack = cdk.Stack.of(self)
+        topics = stack.format_arn(service="sns", resource="*", arn_format=cdk.ArnFormat.NO_RESOURCE_NAME)
+        for sid, service in (("EventBridgePublishesAlerts", "events"), ("CloudWatchAlarmsPublishAlerts", "cloudwatch")):
+            self.allow_service(
+                sid,
+                f"{service}.amazonaws.com",
+                ("kms:GenerateDataKey", "kms:Decrypt"),
+                {"StringLike": {"kms:EncryptionContext:aws:sns:topicArn": topics}},
+            )
+
     def allow_accounts(
         self,
         sid: str,

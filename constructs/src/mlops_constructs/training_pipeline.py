@@ -5,13 +5,15 @@ Steps (built in Python from typed props; the same props give the same definition
     Preprocess (Processing) -> Train (Training, or Tune: hyperparameter tuning)
       -> ResolveBaseline (Lambda: the newest Approved version in the registry)
       -> Evaluate (Processing; evaluation.json is a property file)
-      -> CheckAucThreshold (Condition) -> else FailAucBelowThreshold
+      -> CheckQualityThreshold (Condition) -> else FailQualityThreshold
       -> CheckNoRegression (Condition) -> else FailWorseThanApproved
       -> RegisterModel (PendingManualApproval, with metrics and lineage)
 
 The quality gate is two conditions so that the failure says which one
 missed: the absolute threshold, and the differential test against the model
-that is approved today, scored on the same test set by the same step.
+that is approved today, scored on the same test set by the same step. What
+is measured (AUC, weighted F1, RMSE, ...), in which direction, and what the
+steps are told about the model comes from the model's :class:`ModelContract`.
 
 Every job runs with network isolation, inter-container traffic encryption,
 KMS on volumes and outputs, optionally in VPC subnets. Training uses managed
@@ -45,10 +47,12 @@ from constructs import Construct
 
 from mlops_constructs._alarms import notify, reaching
 from mlops_constructs._errors import PropsError, whole_seconds
+from mlops_constructs._key_admission import require_admission
 from mlops_constructs._network import network_statements
 from mlops_constructs._pipeline_definition import CodeLocation, DefinitionBuilder
 from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
+from mlops_constructs.ml_contract import ModelContract, QualityGate
 from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry
 from mlops_constructs.sagemaker_images import sklearn_image_uri
 from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
@@ -65,8 +69,12 @@ _PIPELINE_NAME = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,62}$")
 _RESOLVER_TIMEOUT = cdk.Duration.seconds(30)
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _HYPERPARAMETER = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+#: Hyperparameters the pipeline sets from the contract, never from props.
+_RESERVED = frozenset({"problem-type"})
 _CODE_VERSION = re.compile(r"^[0-9a-f]{7,40}(-dirty)?$")
-_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_IMAGE_URI = re.compile(
+    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
+)
 
 #: Instance types with local NVMe instance storage: SageMaker rejects a volume KMS key on them.
 _NVME_FAMILIES = ("ml.m5d.", "ml.c5d.", "ml.r5d.", "ml.g4dn.", "ml.g5.", "ml.p3dn.", "ml.p4d.", "ml.p5.", "ml.trn1.")
@@ -75,26 +83,6 @@ PIPELINE_METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 EXECUTION_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 
 #: What the role needs on the job-volume key: SageMaker creates a grant for each job's storage.
-
-
-@dataclass(frozen=True)
-class QualityGate:
-    """When a trained model may be registered.
-
-    Attributes:
-        min_auc: the test-set AUC the model must reach (0.5 to 1).
-        max_auc_drop: how much worse than the approved model, on the same test
-            set, the candidate may be. Default 0.0: never worse.
-    """
-
-    min_auc: float
-    max_auc_drop: float = 0.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.min_auc, bool) or not 0.5 <= self.min_auc <= 1.0:
-            raise PropsError(f"quality gate min_auc must be 0.5 to 1.0 (0.5 is a coin toss), got {self.min_auc!r}")
-        if isinstance(self.max_auc_drop, bool) or not 0.0 <= self.max_auc_drop < 0.5:
-            raise PropsError(f"quality gate max_auc_drop must be 0.0 to under 0.5, got {self.max_auc_drop!r}")
 
 
 @dataclass(frozen=True)
@@ -149,6 +137,9 @@ class HyperparameterTuning:
         max_training_jobs: the budget (1 to 500). Default 10.
         max_parallel_jobs: jobs at once (at most the budget). Default 2.
         strategy: ``Bayesian``, ``Random`` or ``Hyperband``. Default ``Bayesian``.
+
+    The objective is the quality gate's metric on the validation channel (``validation:<metric>``),
+    maximized or minimized as the contract says.
     """
 
     ranges: tuple[ParameterRange, ...] = (ParameterRange("c", 0.001, 100.0, scaling="Logarithmic"),)
@@ -170,14 +161,17 @@ class HyperparameterTuning:
                 f"got {self.max_parallel_jobs}"
             )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, objective: str, maximize: bool) -> dict[str, Any]:
         ranges: dict[str, list[dict[str, str]]] = {"ContinuousParameterRanges": [], "IntegerParameterRanges": []}
         for parameter_range in self.ranges:
             kind = "ContinuousParameterRanges" if parameter_range.kind == "continuous" else "IntegerParameterRanges"
             ranges[kind].append(parameter_range.to_json())
         return {
             "Strategy": self.strategy,
-            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:auc"},
+            "HyperParameterTuningJobObjective": {
+                "Type": "Maximize" if maximize else "Minimize",
+                "MetricName": f"validation:{objective}",
+            },
             "ResourceLimits": {
                 "MaxNumberOfTrainingJobs": self.max_training_jobs,
                 "MaxParallelTrainingJobs": self.max_parallel_jobs,
@@ -230,10 +224,11 @@ class TrainingPipelineProps:
         logs_key: key for the Lambda step's log group.
         step_code: the step scripts (see :class:`StepCode`).
         code_version: the git commit the step code comes from (recorded on every model version).
-        quality_gate: the thresholds of the gate.
+        contract: the model's problem type, features and label (see :class:`ModelContract`).
+        quality_gate: the gate's metric and thresholds; its metric must be one the contract's problem
+            type reports (or one of the team's own evaluation code, with its report path).
         log_retention: retention of the Lambda step's log group. Default one year.
         log_removal_policy: what happens to that log group with its stack. Default ``RETAIN``.
-        label_column: the label's column in the raw CSV. Default ``target``.
         processing_instance_type: Default ``ml.m5.large``.
         training_instance_type: Default ``ml.m5.large``.
         training_instance_count: Default 1.
@@ -248,6 +243,8 @@ class TrainingPipelineProps:
         tuning: hyperparameter tuning in place of the single training job. Default ``None``.
         network: VPC placement. Default ``None``: no VPC; network isolation still applies.
         framework_version: the SageMaker scikit-learn container version. Default ``1.4-2``.
+        image_uri: a container image of the team's own that runs the step scripts in place of the
+            scikit-learn container (the same script contract). Default ``None``: scikit-learn.
         data_quality_baseline: compute the training features' data-quality baseline (SageMaker Model
             Monitor's analyzer) and register it with each version. Default True; turn it off in an
             account that cannot use Model Monitor (AWS no longer opens it to new customers).
@@ -265,10 +262,10 @@ class TrainingPipelineProps:
     logs_key: kms.IKey
     step_code: StepCode
     code_version: str
+    contract: ModelContract
     quality_gate: QualityGate
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
     log_removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN
-    label_column: str = "target"
     processing_instance_type: str = "ml.m5.large"
     training_instance_type: str = "ml.m5.large"
     training_instance_count: int = 1
@@ -281,6 +278,7 @@ class TrainingPipelineProps:
     tuning: HyperparameterTuning | None = None
     network: JobNetwork | None = None
     framework_version: str = "1.4-2"
+    image_uri: str | None = None
     data_quality_baseline: bool = True
     model_quality_baseline: bool = True
 
@@ -294,15 +292,23 @@ class TrainingPipelineProps:
             raise PropsError(f"raw data prefix must end with '/', with no leading '/' or '*', got {prefix!r}")
         if not _CODE_VERSION.match(self.code_version):
             raise PropsError(f"code version must be a git commit (7-40 hex digits), got {self.code_version!r}")
-        if not _LABEL.match(self.label_column):
-            raise PropsError(f"label column must be an identifier, got {self.label_column!r}")
+        if not isinstance(self.contract, ModelContract):
+            raise PropsError(f"contract must be a ModelContract, got {type(self.contract).__name__}")
+        self.quality_gate.resolve(self.contract)  # raises if the gate cannot judge this contract
+        if self.image_uri is not None and not _IMAGE_URI.match(self.image_uri):
+            raise PropsError(
+                f"image_uri must be an ECR image such as '<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>', "
+                f"got {self.image_uri!r}"
+            )
         self._check_instances()
         self._check_limits()
         for name in self.hyperparameters:
             if not _HYPERPARAMETER.match(name) or name.startswith("sagemaker"):
                 raise PropsError(f"hyperparameter names are lowercase and not sagemaker_*, got {name!r}")
+            if name in _RESERVED:
+                raise PropsError(f"hyperparameter {name!r} is set from the contract (contract.problem_type); remove it")
         if self.tuning is not None:
-            tuned = {r.name for r in self.tuning.ranges} & set(self.hyperparameters)
+            tuned = {r.name for r in self.tuning.ranges} & (set(self.hyperparameters) | _RESERVED)
             if tuned:
                 raise PropsError(f"hyperparameters both fixed and tuned: {sorted(tuned)}")
 
@@ -343,13 +349,17 @@ class TrainingPipeline(Construct):
         baseline_resolver: the Lambda function of the ResolveBaseline step.
         definition: the pipeline definition as Python data (values may hold CDK tokens).
         image_uri: the framework image every step runs.
+        contract: the model's contract.
+        gate_metric: the quality gate's metric (name, report path, direction).
     """
 
     def __init__(self, scope: Construct, construct_id: str, props: TrainingPipelineProps) -> None:
         super().__init__(scope, construct_id)
         self._props = props
         stack = cdk.Stack.of(self)
-        self.image_uri = sklearn_image_uri(stack.region, props.framework_version)
+        self.image_uri = props.image_uri or sklearn_image_uri(stack.region, props.framework_version)
+        self.contract = props.contract
+        self.gate_metric = props.quality_gate.resolve(props.contract)
         self.pipeline_name = props.pipeline_name
         self.pipeline_arn = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=self.pipeline_name)
         self.role = ManagedPolicyRole(
@@ -388,6 +398,7 @@ class TrainingPipeline(Construct):
         # The definition refers to the policy's statements only at run time: make sure they exist first.
         self.pipeline.node.add_dependency(self.role.policy)
         self._grant_role_permissions()
+        require_admission(self, props.logs_key, ("logs",), "log-group")
 
     # -- code ------------------------------------------------------------------
 
@@ -535,6 +546,8 @@ class TrainingPipeline(Construct):
             )
         )
         role.add_to_policy(job_logs(stack, "ProcessingJobs", "TrainingJobs"))
+        if props.image_uri is not None:
+            self._grant_image_pull(role, props.image_uri)
         prefix = f"{self.pipeline_name}/"
         props.raw_data.grant_read(role, props.raw_data_prefix)
         props.processed_data.grant_read_write(role, prefix)
@@ -545,6 +558,22 @@ class TrainingPipeline(Construct):
         props.volume_key.grant(role, VOLUME_KEY_ACTIONS)
         if props.network is not None:
             self._grant_network_interfaces(role, props.network, for_lambda=False)
+
+    @staticmethod
+    def _grant_image_pull(role: ManagedPolicyRole, image_uri: str) -> None:
+        """A team's own image: pull that one repository (the token action takes no resource in IAM)."""
+        registry, _, path = image_uri.partition("/")
+        account, region = registry.split(".")[0], registry.split(".")[3]
+        repository = re.split(r"[:@]", path, maxsplit=1)[0]
+        partition = "aws-cn" if registry.endswith(".cn") else "aws"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullTheStepImage",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"],
+            ),
+            iam.PolicyStatement(sid="EcrToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+        )
 
     def _grant_network_interfaces(self, role: ManagedPolicyRole, network: JobNetwork, *, for_lambda: bool) -> None:
         """What jobs and functions in a VPC need: network interfaces in the given VPC only."""
