@@ -14,8 +14,8 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from compliance import nag
 from mlops_constructs import AlertTopic, PredictionApi, PredictionApiProps, UsageLimits, WafProtection
+from mlops_constructs.compliance import acknowledge
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 from stacks.serving_stack import ServingStack
@@ -67,58 +67,17 @@ class ApiStack(cdk.Stack):
         self._acknowledge(config)
 
     def _acknowledge(self, config: EnvironmentConfig) -> None:
+        """The environment's own decision: no WAF in front of the API (the construct warns about it)."""
         api = self.api
+        if api.web_acl is not None:
+            return
         stage = api.stage.node.default_child
         assert isinstance(stage, cdk.CfnResource)
-        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
-            nag.acknowledge(
+        for rule in ("AwsSolutions-APIG3", "NIST.800.53.R5-APIGWAssociatedWithWAF"):
+            acknowledge(
                 stage,
-                f"{pack}-APIGWCacheEnabledAndEncrypted",
-                "Predictions must not be answered from a cache: each request scores its own rows, and a cached "
-                "answer could reach another caller or outlive a model rollback. No response is stored at all.",
+                rule,
+                f"Environment {config.name!r} runs without WAF by configuration (api.waf), as a development "
+                "environment whose callers are signed IAM principals only; staging and prod are required to "
+                "have it (a prod config without it fails at synth).",
             )
-        for method in api.methods.values():
-            nag.acknowledge(
-                method,
-                "AwsSolutions-COG4",
-                "Methods authorize with IAM (SigV4): the callers are AWS principals of the estate's and product "
-                "teams' accounts, allowed by IAM policies (PredictionApi.grant_invoke); a Cognito authorizer is "
-                "the option for end-user callers.",
-            )
-        if api.web_acl is None:
-            rules = ["AwsSolutions-APIG3", "NIST.800.53.R5-APIGWAssociatedWithWAF"]
-            for rule in rules:
-                nag.acknowledge(
-                    stage,
-                    rule,
-                    f"Environment {config.name!r} runs without WAF by configuration (api.waf), as a development "
-                    "environment whose callers are signed IAM principals only; staging and prod are required to "
-                    "have it (a prod config without it fails at synth).",
-                )
-        wildcards = {
-            r":log-group:API-Gateway-Execution-Logs_\*$": (
-                "API Gateway names execution log groups API-Gateway-Execution-Logs_<api id>/<stage>, with an id "
-                "generated at creation; the role may write only log groups of that prefix in this account."
-            ),
-            r"^\*$": (
-                "Only X-Ray's PutTraceSegments and PutTelemetryRecords use '*': X-Ray takes no resource in IAM, "
-                "and these actions only send this function's own traces."
-            ),
-        }
-        if hasattr(api, "account_role"):
-            nag.acknowledge_wildcard_resources(api.account_role.policy, wildcards)
-        if api.proxy is not None:
-            nag.acknowledge_wildcard_resources(api.proxy.role.policy, wildcards)
-            for pack in ("NIST.800.53.R5", "HIPAA.Security"):
-                nag.acknowledge(
-                    api.proxy.function,
-                    f"{pack}-LambdaInsideVPC",
-                    f"Environment {config.name!r} has no VPC yet. The proxy is reached only through API Gateway, "
-                    "reads no data, and calls only sagemaker:InvokeEndpoint on this environment's endpoint.",
-                )
-                nag.acknowledge(
-                    api.proxy.function,
-                    f"{pack}-LambdaDLQ",
-                    "API Gateway invokes the proxy synchronously and answers the caller with its result; a "
-                    "dead-letter queue only receives failed asynchronous invocations.",
-                )

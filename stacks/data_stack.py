@@ -13,7 +13,6 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from compliance import nag
 from mlops_constructs import (
     ModelRegistry,
     ModelRegistryProps,
@@ -23,6 +22,7 @@ from mlops_constructs import (
     SecureKeyProps,
     ServerAccessLogs,
 )
+from mlops_constructs.compliance import acknowledge
 from stacks.config import EnvironmentConfig, ModelConfig
 
 #: Logical IDs that stateful resources had before a refactor, kept so that CloudFormation never
@@ -143,7 +143,7 @@ class DataStack(cdk.Stack):
             "and S3 stores every object across several availability zones."
         )
         for rule in REPLICATION_RULES:
-            nag.acknowledge(bucket.bucket, rule, reason)
+            acknowledge(bucket.bucket, rule, reason)
 
     def _key(
         self,

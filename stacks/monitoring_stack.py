@@ -12,7 +12,6 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from compliance import nag
 from mlops_constructs import AlertTopic, AlertTopicProps, SecureKey, SlackChannel
 from stacks.config import EnvironmentConfig
 
@@ -34,12 +33,3 @@ class MonitoringStack(cdk.Stack):
                 slack=SlackChannel(*config.alert_slack) if config.alert_slack else None,
             ),
         )
-        if self.alerts.chat_role is not None and self.alerts.chat_guardrail is not None:
-            # cloudwatch:DescribeAlarms, read-only: the channel shows any alarm of the account, whatever its name
-            # (the constructs' alarms are not all named), and may change none.
-            reviewed = {
-                r":alarm:\*$": "read-only DescribeAlarms on this account's alarms, so the chat channel can show "
-                "an alarm's details; no write action is granted and the guardrail caps members to the same"
-            }
-            nag.acknowledge_wildcard_resources(self.alerts.chat_role.policy, reviewed)
-            nag.acknowledge_wildcard_resources(self.alerts.chat_guardrail, reviewed)

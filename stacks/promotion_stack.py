@@ -27,7 +27,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
-from compliance import nag
 from mlops_constructs import (
     AlertTopic,
     ManagedPolicyRole,
@@ -37,6 +36,7 @@ from mlops_constructs import (
     bundle,
     dead_letter_queue,
 )
+from mlops_constructs.compliance import acknowledge, acknowledge_wildcard_resources
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 
@@ -203,7 +203,7 @@ class PromotionStack(cdk.Stack):
         data.alerts_key.grant_encrypt_decrypt(role, via_service="sns")  # SNS publishers need both
 
     def _acknowledge(self) -> None:
-        nag.acknowledge_wildcard_resources(
+        acknowledge_wildcard_resources(
             self.function.role.policy,
             {
                 SERVING_STACK_ARN: SERVING_STACK_REASON,
@@ -214,7 +214,7 @@ class PromotionStack(cdk.Stack):
             },
         )
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
-            nag.acknowledge(
+            acknowledge(
                 self.function.function,
                 f"{pack}-LambdaInsideVPC",
                 f"Environment {self._config.name!r} has no VPC yet. The function has no inbound path, reads no "

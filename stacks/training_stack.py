@@ -6,7 +6,6 @@ in the Data stack.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from constructs import Construct
 
-from compliance import nag
 from mlops_constructs import (
     AlertTopic,
     HyperparameterTuning,
@@ -27,15 +25,6 @@ from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.data_stack import DataStack
 
 STEP_CODE = Path(__file__).resolve().parents[1] / "lambda_src"
-
-#: Why a statement may name Resource "*": each of its actions takes no resource in IAM.
-UNSCOPED = (
-    "Only actions that IAM evaluates without a resource use '*': cloudwatch:PutMetricData, limited to "
-    "SageMaker's namespaces by a condition, sagemaker:ListModelPackages, which lists names and statuses "
-    "of the group named in the request (reading a version needs DescribeModelPackage, scoped to the group), "
-    "and, for a model with an image of its team's own, ecr:GetAuthorizationToken, which takes no resource; "
-    "pulling is limited to that image's repository."
-)
 
 #: What tuning searches when an environment turns it on (training.tuning_max_jobs > 0):
 #: the regularisation strength and the solver's iteration budget of train.py.
@@ -115,63 +104,3 @@ class TrainingStack(cdk.Stack):
         self.pipeline.on_execution_failed("ExecutionFailed", alerts.rule_target(message))
         # A scheduled pipeline must succeed between two runs; one without a schedule runs on data or by hand.
         self.pipeline.add_alarms(alerts.topic, success_within_days=7 if training.schedule else None)
-        self._acknowledge(config)
-
-    def _acknowledge(self, config: EnvironmentConfig) -> None:
-        """Every wildcard resource of the two roles, and the Lambda rules that do not apply, with evidence."""
-        pipeline = config.training_pipeline_name(self._model.name)
-        group = re.escape(config.model_package_group_name(self._model.name))
-        versions = (
-            "Model package versions are created by this pipeline, one ARN per version (<group>/<number>), "
-            "unknown before registration; the resource is limited to the versions of this one group."
-        )
-        nag.acknowledge_wildcard_resources(
-            self.pipeline.role.policy,
-            {
-                r":(processing|training)-job/pipelines-\*$": (
-                    "SageMaker Pipelines names every job it starts pipelines-<execution id>-<step>-<suffix>, "
-                    "unknown before the execution; the prefix limits the role to jobs that pipelines start, "
-                    "in this account and region."
-                ),
-                r":hyper-parameter-tuning-job/\*$": (
-                    "SageMaker Pipelines generates the tuning job's name per execution (at most 32 characters, "
-                    "no fixed prefix); the statement is limited to creating, describing, stopping and listing "
-                    "tuning jobs in this account and region."
-                ),
-                rf":model-package/{group}/\*$": versions,
-                r":log-group:/aws/sagemaker/(ProcessingJobs|TrainingJobs):\*$": (
-                    "SageMaker writes each job's logs to a stream named after the job, in its fixed log group; "
-                    "':*' covers the streams of that one log group."
-                ),
-                rf"/{re.escape(pipeline)}/\*$": (
-                    "Each execution writes under <pipeline>/<execution id>/, unknown before it starts; objects "
-                    "are limited to this pipeline's prefix, and listing to the same prefix by s3:prefix."
-                ),
-                r"^\*$": UNSCOPED,
-                rf"/{re.escape(self._model.data_prefix)}\*$": (
-                    "Data producers add files under the raw-data prefix at any time; reading is limited to "
-                    "that prefix, and listing to the same prefix by s3:prefix."
-                ),
-            },
-        )
-        nag.acknowledge_wildcard_resources(
-            self.pipeline.baseline_resolver_role.policy,
-            {rf":model-package/{group}/\*$": versions, r"^\*$": UNSCOPED},
-        )
-        function = self.pipeline.baseline_resolver
-        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
-            nag.acknowledge(
-                function,
-                f"{pack}-LambdaDLQ",
-                "SageMaker Pipelines invokes this function synchronously (a Lambda step) and reads its result; "
-                "a dead-letter queue only receives failed asynchronous invocations, so it would never receive "
-                "anything. A failure fails the pipeline step, which raises the pipeline-failure alert.",
-            )
-            nag.acknowledge(
-                function,
-                f"{pack}-LambdaInsideVPC",
-                f"Environment {config.name!r} configures no VPC for training (TrainingPipelineProps.network is "
-                "unset), so the jobs and this function run outside one. The function has no inbound path, reads "
-                "no data, and calls only sagemaker:ListModelPackages and DescribeModelPackage on one model "
-                "package group; with a network configured it is placed in the given subnets.",
-            )

@@ -18,6 +18,7 @@ from cdk_nag import WriteNagSuppressionsToCloudFormationAspect
 
 from compliance import nag, template_checks
 from mlops_constructs import PropsError, SecureKey, SecureKeyProps, SlackChannel
+from mlops_constructs.compliance import WILDCARD_RULE, acknowledge, acknowledge_wildcard_resources, flatten_reference
 from stacks.data_stack import REPLICATION_RULES
 from stacks.environments import ENVIRONMENTS
 from stacks.monitoring_stack import MonitoringStack
@@ -73,12 +74,12 @@ def test_acknowledgements_are_only_the_reviewed_ones(estate: Estate, env: str) -
 def _wildcards(stack: template_checks.StackTemplate) -> set[str]:
     """The IAM5 finding of every wildcard resource in the stack's managed policies, named as cdk-nag names them."""
     return {
-        f"{nag.WILDCARD_RULE}[Resource::{nag.flatten_reference(resource)}]"
+        f"{WILDCARD_RULE}[Resource::{flatten_reference(resource)}]"
         for r in stack.resources.values()
         if r["Type"] == "AWS::IAM::ManagedPolicy"
         for statement in r["Properties"]["PolicyDocument"]["Statement"]
         for resource in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
-        if "*" in nag.flatten_reference(resource)
+        if "*" in flatten_reference(resource)
     }
 
 
@@ -87,8 +88,8 @@ def test_serving_and_promotion_acknowledge_exactly_their_wildcards(estate: Estat
     stacks = estate.stage_stacks(env)
     serving_stack = stacks[f"{model}-Serving"]
     serving = template_checks.acknowledged_nag_rules([serving_stack])
-    assert {rule for _, rule, _ in serving if rule.startswith(nag.WILDCARD_RULE)} == _wildcards(serving_stack)
-    others = sorted(rule for _, rule, _ in serving if not rule.startswith(nag.WILDCARD_RULE))
+    assert {rule for _, rule, _ in serving if rule.startswith(WILDCARD_RULE)} == _wildcards(serving_stack)
+    others = sorted(rule for _, rule, _ in serving if not rule.startswith(WILDCARD_RULE))
     # Only dev's serverless endpoint has no storage volume to encrypt.
     kms = [f"{pack}-SageMakerEndpointConfigurationKMSKeyConfigured" for pack in ("HIPAA.Security", "NIST.800.53.R5")]
     # Each monitor's two functions run outside a VPC (there is none yet); its custom resource has no DLQ.
@@ -103,7 +104,7 @@ def test_serving_and_promotion_acknowledge_exactly_their_wildcards(estate: Estat
     assert others == sorted(expected)
     if "Promotion" in stacks and model == FIRST:  # one Promotion stack per environment: checked once
         promotion = template_checks.acknowledged_nag_rules([stacks["Promotion"]])
-        iam5 = {rule for _, rule, _ in promotion if rule.startswith(nag.WILDCARD_RULE)}
+        iam5 = {rule for _, rule, _ in promotion if rule.startswith(WILDCARD_RULE)}
         assert iam5 == _wildcards(stacks["Promotion"])
         assert sorted(rule for _, rule, _ in promotion if rule not in iam5) == [
             f"{pack}-LambdaInsideVPC" for pack in ("HIPAA.Security", "NIST.800.53.R5")
@@ -119,7 +120,7 @@ def test_training_acknowledges_exactly_its_wildcard_resources_and_the_lambda_ste
     training = estate.stage_stacks(env)[f"{model}-Training"]
     wildcards = _wildcards(training)
     acknowledged = template_checks.acknowledged_nag_rules([training])
-    iam5 = {rule for _, rule, _ in acknowledged if rule.startswith(nag.WILDCARD_RULE)}
+    iam5 = {rule for _, rule, _ in acknowledged if rule.startswith(WILDCARD_RULE)}
     assert iam5 == wildcards  # every wildcard has its reason, and no acknowledgement outlives its wildcard
     functions = {lid for lid, r in training.resources.items() if r["Type"] == "AWS::Lambda::Function"}
     others = {(resource.rsplit("/", 1)[1], rule) for resource, rule, _ in acknowledged if rule not in iam5}
@@ -185,11 +186,11 @@ def test_acknowledge_targets_one_resource_and_needs_evidence() -> None:
     stack = cdk.Stack(app, "Data")
     bucket = s3.Bucket(stack, "Plain")
     with pytest.raises(ValueError, match="needs a reason that states evidence"):
-        nag.acknowledge(bucket, "AwsSolutions-S1", "not needed")
+        acknowledge(bucket, "AwsSolutions-S1", "not needed")
     with pytest.raises(ValueError, match="target one CloudFormation resource"):
-        nag.acknowledge(stack, "AwsSolutions-S1", "a long enough reason " * 3)
+        acknowledge(stack, "AwsSolutions-S1", "a long enough reason " * 3)
     reason = "the bucket in this unit test exists only to show that one finding is acknowledged here"
-    nag.acknowledge(bucket, "AwsSolutions-S1", reason)
+    acknowledge(bucket, "AwsSolutions-S1", reason)
     rules = {f.rule for f in nag.findings(stack)}
     assert "AwsSolutions-S1" not in rules
     assert "AwsSolutions-S10" in rules
@@ -275,12 +276,12 @@ def test_wildcard_acknowledgements_cover_only_reviewed_patterns_across_stacks(tm
     )
     reason = "objects under the reviewed prefix are written by each run under a name not known before the run"
     with pytest.raises(ValueError, match="needs a reason that states evidence"):
-        nag.acknowledge_wildcard_resources(policy, {"/reviewed/": "too short"})
-    nag.acknowledge_wildcard_resources(policy, {r"/reviewed/\*$": reason})
+        acknowledge_wildcard_resources(policy, {"/reviewed/": "too short"})
+    acknowledge_wildcard_resources(policy, {r"/reviewed/\*$": reason})
     cdk.Aspects.of(app).add(WriteNagSuppressionsToCloudFormationAspect())
     app.synth()
-    (remaining,) = [f.rule for f in nag.findings(consumer) if f.rule.startswith(nag.WILDCARD_RULE)]
-    assert remaining.startswith(f'{nag.WILDCARD_RULE}[Resource::{{"Fn::GetStackOutput":{{"StackName":"Producer"')
+    (remaining,) = [f.rule for f in nag.findings(consumer) if f.rule.startswith(WILDCARD_RULE)]
+    assert remaining.startswith(f'{WILDCARD_RULE}[Resource::{{"Fn::GetStackOutput":{{"StackName":"Producer"')
     assert remaining.endswith("/other/*]")
     (stack,) = [s for s in template_checks.load_stacks(tmp_path) if s.display_name == "Consumer"]
     acknowledged = template_checks.acknowledged_nag_rules([stack])
@@ -291,7 +292,7 @@ def test_wildcard_acknowledgements_cover_only_reviewed_patterns_across_stacks(tm
 def test_the_api_acknowledges_only_what_does_not_apply_or_is_configured_away(estate: Estate, env: str) -> None:
     api = estate.stage_stacks(env)["Api"]
     acknowledged = template_checks.acknowledged_nag_rules([api])
-    iam5 = {rule for _, rule, _ in acknowledged if rule.startswith(nag.WILDCARD_RULE)}
+    iam5 = {rule for _, rule, _ in acknowledged if rule.startswith(WILDCARD_RULE)}
     assert iam5 == _wildcards(api)
     by_type: dict[str, list[str]] = {}
     for resource, rule, _ in acknowledged:

@@ -268,8 +268,9 @@ def test_consumers_read_the_registry_accounts_models_only_through_s3(estate: Est
     statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     read = statements["ReadModelArtifactsOfTheRegistryAccount"]
     assert read["Condition"] == {"StringEquals": {"aws:ResourceAccount": DEV.account}}
-    # Any bucket of that account (its names are generated there): the registry's bucket policy admits the prefixes.
-    assert read["Resource"] == "arn:aws:s3:::*/*"
+    # Any bucket of that account (its names are generated there), but only this model's pipeline prefix: one
+    # model's endpoint cannot read another model's artifacts.
+    assert read["Resource"] == f"arn:aws:s3:::*/{DEV.training_pipeline_name(model)}/*"
     assert statements["DecryptModelArtifactsThroughS3"]["Resource"] == f"arn:aws:kms:eu-west-1:{DEV.account}:key/*"
 
 

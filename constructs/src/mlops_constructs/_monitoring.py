@@ -40,7 +40,8 @@ from constructs import Construct
 
 from mlops_constructs._alarms import reaching
 from mlops_constructs._errors import PropsError, whole_seconds
-from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs, registry_account_reads
+from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs, registry_account_reads, registry_reasons
+from mlops_constructs.compliance import acknowledge_lambda, acknowledge_wildcard_resources
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_endpoint import ModelEndpoint
 from mlops_constructs.sagemaker_images import model_monitor_image_uri
@@ -322,8 +323,13 @@ class ScheduledMonitor(Construct):
             ],
         )
         self.alarms = self._alarms()
+        self._acknowledge_findings()
 
     # -- what subclasses say ------------------------------------------------------------
+
+    def _reviewed_inputs(self) -> dict[str, str]:
+        """Acknowledgement patterns of what the analysis reads besides captures and baseline."""
+        return {}
 
     def _prepare(self) -> None:
         """Resources the schedule refers to, made before the role's grants."""
@@ -333,6 +339,88 @@ class ScheduledMonitor(Construct):
 
     def _schedule(self) -> sagemaker.CfnMonitoringSchedule:
         raise NotImplementedError
+
+    # -- evidence for cdk-nag -------------------------------------------------------------
+
+    def _acknowledge_findings(self) -> None:
+        """The roles' wildcard resources and the functions' Lambda rules, each with its evidence."""
+        props = self._props
+        capture = props.endpoint.data_capture
+        assert capture is not None  # checked by the props
+        x_ray = "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource in IAM and send only own traces"
+        reports = (
+            "Each monitoring execution writes its report under <prefix>/<endpoint>/<schedule>/<date and hour>/; "
+            "the roles may use only this monitor's reports prefix."
+        )
+        group = r":model-package/[A-Za-z0-9-]+/\*$"
+        deploy_time_group = r'\{"Fn::Split":\["/",.*\]\}\]\}/\*$'
+        versions = (
+            "The served version can change with each promotion; the function may describe the versions of the "
+            "served package's one group, so that a promotion does not change its policy (IAM takes seconds to "
+            "apply a change, the custom resource calls SageMaker at once)."
+        )
+        acknowledge_wildcard_resources(
+            self.baseline_function.role.policy,
+            {r"^\*$": f"Only {x_ray}.", group: versions, deploy_time_group: versions},
+        )
+        baseline: dict[str, str] = (
+            registry_reasons(props.baseline_account, props.baseline_prefix, "baselines")
+            if props.baseline_account is not None
+            else {
+                rf"/{re.escape(props.baseline_prefix)}\*$": (
+                    "Baselines are written under <prefix><execution id>/ by each training run; the role may read "
+                    "objects only under the baselines' prefix."
+                )
+            }
+        )
+        acknowledge_wildcard_resources(
+            self.role.policy,
+            {
+                r"^\*$": (
+                    "Only cloudwatch:PutMetricData takes no resource in IAM; a condition limits it to the analyzer's "
+                    f"namespace ({self.ANALYZER_NAMESPACE})."
+                ),
+                **self._reviewed_inputs(),
+                rf"/{re.escape(props.reports_prefix)}\*$": reports,
+                rf"/{re.escape(capture.prefix)}\*$": (
+                    "Data capture writes one object per capture file under the endpoint's prefix; the monitoring "
+                    "jobs may read only that prefix of the capture bucket."
+                ),
+                r":log-group:/aws/sagemaker/ProcessingJobs:\*$": (
+                    "SageMaker names each job's log stream after the generated monitoring job; the resource is "
+                    "limited to the processing-job log group of this account and region."
+                ),
+                **baseline,
+            },
+        )
+        acknowledge_wildcard_resources(
+            self.violations_function.role.policy,
+            {
+                r"^\*$": (
+                    f"{x_ray}; cloudwatch:PutMetricData takes no resource either, and a condition limits it to the "
+                    f"monitoring namespace ({METRIC_NAMESPACE})."
+                ),
+                rf"/{re.escape(props.reports_prefix)}\*$": reports,
+                r":processing-job/\*$": (
+                    "Monitoring executions are processing jobs whose names SageMaker generates "
+                    "(model-monitoring-<time>-<hash>); the function only describes them, and reports only those "
+                    "of its own schedule."
+                ),
+            },
+        )
+        outside_vpc = (
+            "These functions take no VPC (SecureFunction runs outside one): they have no inbound path and call "
+            "only SageMaker (describe), S3 (the monitoring reports) and CloudWatch (their metrics), over TLS with "
+            "IAM authentication."
+        )
+        for function in (self.baseline_function, self.violations_function):
+            acknowledge_lambda(function.function, "LambdaInsideVPC", outside_vpc)
+        acknowledge_lambda(
+            self.baseline_function.function,
+            "LambdaDLQ",
+            "A CloudFormation custom resource: CloudFormation waits for the function's answer and fails the "
+            "deployment (and rolls back) when none comes; there is no event to keep and replay.",
+        )
 
     # -- shared -----------------------------------------------------------------------
 
@@ -406,7 +494,7 @@ class ScheduledMonitor(Construct):
             props.baseline_bucket.grant_read(role, props.baseline_prefix)
             return
         assert props.baseline_account is not None  # one of the two, checked by the props
-        role.add_to_policy(*registry_account_reads(stack, props.baseline_account, "Baselines"))
+        role.add_to_policy(*registry_account_reads(stack, props.baseline_account, "Baselines", props.baseline_prefix))
 
     def _grant_violations(self) -> None:
         """Describe finished jobs, read their violation reports, publish to this construct's namespace."""

@@ -30,6 +30,7 @@ from constructs import Construct
 
 from mlops_constructs._errors import PropsError
 from mlops_constructs._key_admission import require_admission
+from mlops_constructs.compliance import acknowledge_wildcard_resources
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
@@ -157,6 +158,14 @@ class AlertTopic(Construct):
             statements=[read_alarms],
         )
         self.chat_guardrail = guardrail
+        # cloudwatch:DescribeAlarms, read-only: the channel shows any alarm of the account, whatever its name
+        # (the library's alarms are not all named), and may change none.
+        reviewed = {
+            r":alarm:\*$": "read-only DescribeAlarms on this account's alarms, so the chat channel can show "
+            "an alarm's details; no write action is granted and the guardrail caps members to the same"
+        }
+        acknowledge_wildcard_resources(role.policy, reviewed)
+        acknowledge_wildcard_resources(guardrail, reviewed)
         return chatbot.SlackChannelConfiguration(
             self,
             "Chat",

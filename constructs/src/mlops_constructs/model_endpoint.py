@@ -42,7 +42,8 @@ from constructs import Construct
 from mlops_constructs._alarms import notify
 from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._network import network_statements
-from mlops_constructs._sagemaker_access import registry_account_reads
+from mlops_constructs._sagemaker_access import registry_account_reads, registry_reasons
+from mlops_constructs.compliance import acknowledge, acknowledge_wildcard_resources
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
 from mlops_constructs.secure_key import ImportedKey, SecureKey
@@ -502,6 +503,7 @@ class ModelEndpoint(Construct):
             if isinstance(v.capacity, InstanceCapacity) and v.capacity.autoscaled
         }
         self._grant_execution_role()
+        self._acknowledge_findings()
 
     # -- resources ---------------------------------------------------------------
 
@@ -764,7 +766,9 @@ class ModelEndpoint(Construct):
         else:
             # Artifacts of another account's registry: readable only there, and its key only through S3.
             assert props.artifact_account is not None  # checked by the props
-            role.add_to_policy(*registry_account_reads(stack, props.artifact_account, "ModelArtifacts"))
+            role.add_to_policy(
+                *registry_account_reads(stack, props.artifact_account, "ModelArtifacts", props.artifact_prefix)
+            )
         if props.data_capture is not None:
             props.data_capture.bucket.grant_write(role, props.data_capture.prefix)
         role.add_to_policy(
@@ -805,6 +809,41 @@ class ModelEndpoint(Construct):
             )
         if props.network is not None:
             role.add_to_policy(*network_statements(stack, props.network.vpc.vpc_id))
+
+    def _acknowledge_findings(self) -> None:
+        """Every wildcard resource of the execution role, and the KMS rule a serverless config cannot meet."""
+        props = self._props
+        reviewed: dict[str, str] = {}
+        if props.data_capture is not None and props.data_capture.prefix:
+            reviewed[rf"/{re.escape(props.data_capture.prefix)}\*$"] = (
+                "Data capture writes one object per capture file under this endpoint's prefix; the role may only "
+                "write under that prefix of the capture bucket."
+            )
+        if props.artifact_account is not None:
+            reviewed.update(registry_reasons(props.artifact_account, props.artifact_prefix, "model artifacts"))
+        elif props.artifact_prefix:
+            reviewed[rf"/{re.escape(props.artifact_prefix)}\*$"] = (
+                "Model artifacts are written under <prefix><execution id>/ by each training run; the role may "
+                "read objects only under the artifacts' prefix, not list them."
+            )
+        reviewed[r":log-group:/aws/sagemaker/Endpoints/\*$"] = (
+            "SageMaker names the log group after the endpoint, whose name CloudFormation generates; the "
+            "resource is limited to SageMaker's endpoint log groups of this account and region."
+        )
+        reviewed[r"^\*$"] = (
+            "Only cloudwatch:PutMetricData takes no resource in IAM; a condition limits it to SageMaker's "
+            "namespaces (cloudwatch:namespace /aws/sagemaker/*)."
+        )
+        acknowledge_wildcard_resources(self.role.policy, reviewed)
+        if props.serverless:
+            for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+                acknowledge(
+                    self.endpoint_config,
+                    f"{pack}-SageMakerEndpointConfigurationKMSKeyConfigured",
+                    "The endpoint is serverless: an endpoint config's KMS key encrypts the storage volumes of its "
+                    "ML instances, and a serverless endpoint has none. Captured data, where enabled, uses the "
+                    "capture key; model artifacts stay encrypted with their key in S3.",
+                )
 
     # -- grants and metrics ----------------------------------------------------------
 

@@ -28,6 +28,7 @@ refers to the new one by the name in its ARN.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -181,6 +182,16 @@ class ModelQualityMonitor(ScheduledMonitor):
         self.window_end_offset = _offset(delay)
         self.ground_truth_uri = f"s3://{props.ground_truth.bucket.bucket_name}/{props.ground_truth_prefix}"
         super().__init__(scope, construct_id, props)
+
+    def _reviewed_inputs(self) -> dict[str, str]:
+        props = self._props
+        assert isinstance(props, ModelQualityMonitorProps)
+        return {
+            rf"/{re.escape(props.ground_truth_prefix)}\*$": (
+                "Labels are filed as objects under <prefix>yyyy/mm/dd/hh/, named by whoever labels the requests; "
+                "the monitoring jobs may read only the ground-truth prefix of its bucket."
+            )
+        }
 
     def _grant_analysis_inputs(self) -> None:
         """The labels, and the reports prefix: the merge job writes the joined records under

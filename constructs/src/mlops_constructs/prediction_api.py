@@ -43,6 +43,7 @@ from constructs import Construct
 from mlops_constructs._alarms import notify
 from mlops_constructs._errors import PropsError
 from mlops_constructs._key_admission import require_admission
+from mlops_constructs.compliance import acknowledge, acknowledge_lambda, acknowledge_wildcard_resources
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_endpoint import ModelEndpoint
 from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle
@@ -414,12 +415,65 @@ class PredictionApi(Construct):
         self.api_keys = self._usage_plan()
         self.web_acl = self._waf() if props.waf is not None else None
         self.alarms = self._alarms()
+        self._acknowledge_findings()
         if props.waf is None:
             cdk.Annotations.of(self).add_warning_v2("mlops:api-no-waf", "the API has no AWS WAF web ACL in front of it")
 
     @property
     def url(self) -> str:
         return self.api.url
+
+    def _acknowledge_findings(self) -> None:
+        """What the packs ask of an API that does not apply to a prediction API, with the evidence.
+
+        A missing WAF is not acknowledged here: that is the app's decision (the construct warns).
+        """
+        props = self._props
+        stage = self.stage.node.default_child
+        assert isinstance(stage, cdk.CfnResource)
+        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+            acknowledge(
+                stage,
+                f"{pack}-APIGWCacheEnabledAndEncrypted",
+                "Predictions must not be answered from a cache: each request scores its own rows, and a cached "
+                "answer could reach another caller or outlive a model rollback. No response is stored at all.",
+            )
+        if props.user_pool is None:
+            for method in self.methods.values():
+                acknowledge(
+                    method,
+                    "AwsSolutions-COG4",
+                    "Methods authorize with IAM (SigV4): the callers are AWS principals allowed by IAM policies "
+                    "(PredictionApi.grant_invoke) of the API's own and named caller accounts; a Cognito user pool "
+                    "(PredictionApiProps.user_pool) is the option for end-user callers.",
+                )
+        wildcards = {
+            r":log-group:API-Gateway-Execution-Logs_\*$": (
+                "API Gateway names execution log groups API-Gateway-Execution-Logs_<api id>/<stage>, with an id "
+                "generated at creation; the role may write only log groups of that prefix in this account."
+            ),
+            r"^\*$": (
+                "Only X-Ray's PutTraceSegments and PutTelemetryRecords use '*': X-Ray takes no resource in IAM, "
+                "and these actions only send this function's own traces."
+            ),
+        }
+        if hasattr(self, "account_role"):
+            acknowledge_wildcard_resources(self.account_role.policy, wildcards)
+        if self.proxy is not None:
+            acknowledge_wildcard_resources(self.proxy.role.policy, wildcards)
+            acknowledge_lambda(
+                self.proxy.function,
+                "LambdaInsideVPC",
+                "The proxy takes no VPC (SecureFunction runs outside one): it is reached only through API Gateway, "
+                "reads no data, and calls only sagemaker:InvokeEndpoint on the routes' endpoints (and Parameter "
+                "Store for their configuration), over TLS with IAM authentication.",
+            )
+            acknowledge_lambda(
+                self.proxy.function,
+                "LambdaDLQ",
+                "API Gateway invokes the proxy synchronously and answers the caller with its result; a "
+                "dead-letter queue only receives failed asynchronous invocations.",
+            )
 
     # -- pieces ------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from mlops_constructs._key_admission import require_admission
 from mlops_constructs._network import network_statements
 from mlops_constructs._pipeline_definition import CodeLocation, DefinitionBuilder
 from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs
+from mlops_constructs.compliance import acknowledge_lambda, acknowledge_wildcard_resources
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.ml_contract import ModelContract, QualityGate
 from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry
@@ -74,6 +75,15 @@ _RESERVED = frozenset({"problem-type"})
 _CODE_VERSION = re.compile(r"^[0-9a-f]{7,40}(-dirty)?$")
 _IMAGE_URI = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
+)
+
+#: Why a statement of the pipeline's roles may name Resource "*": each of its actions takes no resource in IAM.
+_UNSCOPED = (
+    "Only actions that IAM evaluates without a resource use '*': cloudwatch:PutMetricData, limited to "
+    "SageMaker's namespaces by a condition, sagemaker:ListModelPackages, which lists names and statuses "
+    "of the group named in the request (reading a version needs DescribeModelPackage, scoped to the group), "
+    "and, for a model with an image of its team's own, ecr:GetAuthorizationToken, which takes no resource; "
+    "pulling is limited to that image's repository."
 )
 
 #: Instance types with local NVMe instance storage: SageMaker rejects a volume KMS key on them.
@@ -399,6 +409,7 @@ class TrainingPipeline(Construct):
         self.pipeline.node.add_dependency(self.role.policy)
         self._grant_role_permissions()
         require_admission(self, props.logs_key, ("logs",), "log-group")
+        self._acknowledge_findings()
 
     # -- code ------------------------------------------------------------------
 
@@ -578,6 +589,65 @@ class TrainingPipeline(Construct):
     def _grant_network_interfaces(self, role: ManagedPolicyRole, network: JobNetwork, *, for_lambda: bool) -> None:
         """What jobs and functions in a VPC need: network interfaces in the given VPC only."""
         role.add_to_policy(*network_statements(cdk.Stack.of(self), network.vpc.vpc_id, for_lambda=for_lambda))
+
+    # -- evidence for cdk-nag ----------------------------------------------------------
+
+    def _acknowledge_findings(self) -> None:
+        """Every wildcard resource of the two roles, and the Lambda rules that do not apply, with evidence."""
+        props = self._props
+        group = re.escape(props.registry.group_name)
+        versions = (
+            "Model package versions are created by this pipeline, one ARN per version (<group>/<number>), "
+            "unknown before registration; the resource is limited to the versions of this one group."
+        )
+        acknowledge_wildcard_resources(
+            self.role.policy,
+            {
+                r":(processing|training)-job/pipelines-\*$": (
+                    "SageMaker Pipelines names every job it starts pipelines-<execution id>-<step>-<suffix>, "
+                    "unknown before the execution; the prefix limits the role to jobs that pipelines start, "
+                    "in this account and region."
+                ),
+                r":hyper-parameter-tuning-job/\*$": (
+                    "SageMaker Pipelines generates the tuning job's name per execution (at most 32 characters, "
+                    "no fixed prefix); the statement is limited to creating, describing, stopping and listing "
+                    "tuning jobs in this account and region."
+                ),
+                rf":model-package/{group}/\*$": versions,
+                r":log-group:/aws/sagemaker/(ProcessingJobs|TrainingJobs):\*$": (
+                    "SageMaker writes each job's logs to a stream named after the job, in its fixed log group; "
+                    "':*' covers the streams of that one log group."
+                ),
+                rf"/{re.escape(props.pipeline_name)}/\*$": (
+                    "Each execution writes under <pipeline>/<execution id>/, unknown before it starts; objects "
+                    "are limited to this pipeline's prefix, and listing to the same prefix by s3:prefix."
+                ),
+                r"^\*$": _UNSCOPED,
+                rf"/{re.escape(props.raw_data_prefix)}\*$": (
+                    "Data producers add files under the raw-data prefix at any time; reading is limited to "
+                    "that prefix, and listing to the same prefix by s3:prefix."
+                ),
+            },
+        )
+        acknowledge_wildcard_resources(
+            self.baseline_resolver_role.policy, {rf":model-package/{group}/\*$": versions, r"^\*$": _UNSCOPED}
+        )
+        acknowledge_lambda(
+            self.baseline_resolver,
+            "LambdaDLQ",
+            "SageMaker Pipelines invokes this function synchronously (a Lambda step) and reads its result; "
+            "a dead-letter queue only receives failed asynchronous invocations, so it would never receive "
+            "anything. A failure fails the pipeline step, which the pipeline's failure alarm and rule report.",
+        )
+        if props.network is None:
+            acknowledge_lambda(
+                self.baseline_resolver,
+                "LambdaInsideVPC",
+                "No network is configured for this pipeline (TrainingPipelineProps.network is unset), so its jobs "
+                "and this function run outside a VPC. The function has no inbound path, reads no data, and calls "
+                "only sagemaker:ListModelPackages and DescribeModelPackage on one model package group; with a "
+                "network configured it is placed in the given subnets.",
+            )
 
     # -- grants, metrics, triggers ---------------------------------------------------
 
