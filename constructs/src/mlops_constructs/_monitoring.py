@@ -44,6 +44,7 @@ from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs, reg
 from mlops_constructs.compliance import acknowledge_lambda, acknowledge_wildcard_resources
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_endpoint import ModelEndpoint
+from mlops_constructs.runtime import runtime_path
 from mlops_constructs.sagemaker_images import model_monitor_image_uri
 from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
 from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle, dead_letter_queue
@@ -116,6 +117,11 @@ class MonitoringCode:
         script = Path(self.record_preprocessor)
         if not script.is_file() or script.suffix != ".py":
             raise PropsError(f"record preprocessor must be an existing .py file, got {str(script)!r}")
+
+    @classmethod
+    def packaged(cls) -> MonitoringCode:
+        """The library's own monitoring code, shipped in the package."""
+        return cls.from_directory(runtime_path("monitor_baseline").parent)
 
     @classmethod
     def from_directory(cls, root: Path | str) -> MonitoringCode:

@@ -46,6 +46,7 @@ from mlops_constructs._key_admission import require_admission
 from mlops_constructs.compliance import acknowledge, acknowledge_lambda, acknowledge_wildcard_resources
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_endpoint import ModelEndpoint
+from mlops_constructs.runtime import runtime_path
 from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle
 
 _MODEL = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")  # SageMaker's name pattern, lowercase (the proxy's check)
@@ -231,7 +232,8 @@ class PredictionApiProps:
         routes: the models, with unique names.
         logs_key: encrypts the access, execution-role, proxy and WAF log groups.
         environment_key: encrypts the proxy function's settings.
-        proxy_code: the proxy's folder (``handler.py``); its Powertools packages are bundled in.
+        proxy_code: the proxy's folder (``handler.py``); its Powertools packages are bundled in from the
+            synthesizing environment (``pip install "mlops-estate-constructs[api]"``). Default: the package's own.
         rate_limit, burst_limit: the stage's throttling (requests per second, burst).
         waf: the web ACL. Default none (a warning says so).
         user_pool: authorize with this Cognito user pool instead of IAM. Default none: IAM (SigV4).
@@ -257,7 +259,6 @@ class PredictionApiProps:
     routes: tuple[ApiRoute, ...]
     logs_key: kms.IKey
     environment_key: kms.IKey
-    proxy_code: Path
     rate_limit: float
     burst_limit: int
     waf: WafProtection | None = None
@@ -275,6 +276,7 @@ class PredictionApiProps:
     alarms: ApiAlarms = field(default_factory=ApiAlarms)
     alarm_topic: sns.ITopic | None = None
     model_parameter_path: str | None = None
+    proxy_code: Path = field(default_factory=lambda: runtime_path("predict_proxy"))
 
     def __post_init__(self) -> None:
         if not self.routes:

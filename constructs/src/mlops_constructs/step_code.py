@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_constructs._errors import PropsError
+from mlops_constructs.runtime import runtime_path
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,12 @@ class StepCode:
             inference=base / "inference" / "inference.py",
             resolve_baseline=base / "resolve_baseline",
         )
+
+    @classmethod
+    def packaged(cls) -> StepCode:
+        """The library's own step scripts, shipped in the package (the estate's ``lambda_src/``): they read the
+        model's contract from their arguments, so they train, evaluate and serve any problem type."""
+        return cls.from_directory(runtime_path("preprocess").parent)
 
     @property
     def training_sources(self) -> tuple[Path, ...]:
