@@ -13,15 +13,7 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from mlops_constructs import (
-    ModelRegistry,
-    ModelRegistryProps,
-    SecureBucket,
-    SecureBucketProps,
-    SecureKey,
-    SecureKeyProps,
-    ServerAccessLogs,
-)
+from mlops_constructs import DataPlatform, DataPlatformProps, ModelRegistry, ModelRegistryProps, SecureBucket
 from mlops_constructs.compliance import acknowledge
 from stacks.config import EnvironmentConfig, ModelConfig
 
@@ -50,37 +42,32 @@ class DataStack(cdk.Stack):
             **kwargs,
         )
         self._config = config
-        self.data_key = self._key("DataKey", "data", "training data: raw and processed")
-        self.model_key = self._key("ModelKey", "models", "model artifacts and evaluation reports")
-        self.capture_key = self._key("CaptureKey", "inference-capture", "captured inference requests and responses")
-        self.logs_key = self._key("AccessLogsKey", "access-logs", "S3 server access logs")
-        # Keys of the workloads: job volumes, CloudWatch log groups, alert messages.
-        self.compute_key = self._key(
-            "ComputeKey",
-            "compute",
-            "storage volumes of SageMaker processing and training jobs",
-            via_services=(),
-            service_grants_for_aws_resources_only=False,
-        )
-        self.log_groups_key = self._key("LogGroupsKey", "log-groups", "CloudWatch log groups", via_services=("logs",))
-        self.log_groups_key.admit_log_groups()
-        self.alerts_key = self._key("AlertsKey", "alerts", "alert notifications (SNS)", via_services=("sns",))
-        self.alerts_key.admit_alert_publishers()
-
-        self.access_logs = SecureBucket(
+        # Id "Default": CDK leaves it out of logical IDs, so the keys and buckets keep theirs (pinned in tests).
+        self.platform = DataPlatform(
             self,
-            "AccessLogsBucket",
-            SecureBucketProps(
-                encryption_key=self.logs_key.key,
-                receives_server_access_logs=True,
-                expiration=cdk.Duration.days(config.access_log_retention_days),
-                **self._bucket_defaults(),
+            "Default",
+            DataPlatformProps(
+                prefix=config.prefix,
+                label=config.name,
+                removal_policy=config.cdk_removal_policy,
+                key_pending_window=cdk.Duration.days(config.key_pending_window_days),
+                noncurrent_version_expiration=cdk.Duration.days(config.noncurrent_version_expiration_days),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(
+                    config.abort_incomplete_multipart_upload_days
+                ),
+                access_log_retention=cdk.Duration.days(config.access_log_retention_days),
             ),
         )
-        self.raw_data = self._bucket("RawDataBucket", self.data_key, "raw-data/", event_bridge_enabled=True)
-        self.processed_data = self._bucket("ProcessedDataBucket", self.data_key, "processed-data/")
-        self.model_artifacts = self._bucket("ModelArtifactsBucket", self.model_key, "model-artifacts/")
-        self.inference_capture = self._bucket("InferenceCaptureBucket", self.capture_key, "inference-capture/")
+        platform = self.platform
+        self.data_key, self.model_key, self.capture_key = platform.data_key, platform.model_key, platform.capture_key
+        self.logs_key, self.compute_key = platform.access_logs_key, platform.compute_key
+        self.log_groups_key, self.alerts_key = platform.log_groups_key, platform.alerts_key
+        self.access_logs, self.raw_data, self.processed_data = (
+            platform.access_logs,
+            platform.raw_data,
+            platform.processed_data,
+        )
+        self.model_artifacts, self.inference_capture = platform.model_artifacts, platform.inference_capture
         for bucket in self.buckets:
             self._acknowledge_single_region(bucket)
 
@@ -122,7 +109,7 @@ class DataStack(cdk.Stack):
 
     @property
     def buckets(self) -> list[SecureBucket]:
-        return [self.access_logs, self.raw_data, self.processed_data, self.model_artifacts, self.inference_capture]
+        return self.platform.buckets
 
     def _acknowledge_single_region(self, bucket: SecureBucket) -> None:
         config = self._config
@@ -144,49 +131,3 @@ class DataStack(cdk.Stack):
         )
         for rule in REPLICATION_RULES:
             acknowledge(bucket.bucket, rule, reason)
-
-    def _key(
-        self,
-        construct_id: str,
-        alias_suffix: str,
-        protects: str,
-        *,
-        via_services: tuple[str, ...] = ("s3",),
-        service_grants_for_aws_resources_only: bool = True,
-    ) -> SecureKey:
-        """A key for one class of data; by default usable only through S3 (bucket contents)."""
-        return SecureKey(
-            self,
-            construct_id,
-            SecureKeyProps(
-                alias=f"{self._config.prefix}/{alias_suffix}",
-                description=f"MLOps {self._config.name}: {protects}",
-                removal_policy=self._config.cdk_removal_policy,
-                pending_window=cdk.Duration.days(self._config.key_pending_window_days),
-                via_services=via_services,
-                service_grants_for_aws_resources_only=service_grants_for_aws_resources_only,
-            ),
-        )
-
-    def _bucket_defaults(self) -> dict[str, Any]:
-        return {
-            "noncurrent_version_expiration": cdk.Duration.days(self._config.noncurrent_version_expiration_days),
-            "abort_incomplete_multipart_upload_after": cdk.Duration.days(
-                self._config.abort_incomplete_multipart_upload_days
-            ),
-            "removal_policy": self._config.cdk_removal_policy,
-        }
-
-    def _bucket(
-        self, construct_id: str, key: SecureKey, log_prefix: str, *, event_bridge_enabled: bool = False
-    ) -> SecureBucket:
-        return SecureBucket(
-            self,
-            construct_id,
-            SecureBucketProps(
-                encryption_key=key.key,
-                server_access_logs=ServerAccessLogs(destination=self.access_logs, prefix=log_prefix),
-                event_bridge_enabled=event_bridge_enabled,
-                **self._bucket_defaults(),
-            ),
-        )

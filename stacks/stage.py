@@ -56,7 +56,12 @@ class MlopsStage(cdk.Stage):
         estate = estate or ENVIRONMENTS
         self.data = DataStack(self, "Data", stack_name=f"{config.prefix}-data", config=config)
         self.monitoring = MonitoringStack(
-            self, "Monitoring", stack_name=f"{config.prefix}-monitoring", config=config, alerts_key=self.data.alerts_key
+            self,
+            "Monitoring",
+            stack_name=f"{config.prefix}-monitoring",
+            config=config,
+            alerts_key=self.data.alerts_key,
+            platform=self.data.platform,
         )
         self.models = {model.name: self._model(model, estate, code_version) for model in config.models}
         self.api = ApiStack(

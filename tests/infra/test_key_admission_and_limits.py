@@ -118,7 +118,7 @@ def test_a_managed_policy_beyond_iams_6144_characters_fails_synth() -> None:
     assert "IAM allows a managed policy at most 6144" in _synth_errors(stack)
 
 
-def test_values_cloudformation_fills_in_count_as_long_arns() -> None:
-    joined = {"Fn::Join": ["", ["abc", {"Ref": "X"}, "de"]]}
-    assert filled_in_length(joined) == 3 + 100 + 2
-    assert estimated_length({"A": joined, "B": [1, "x"]}) == len('{"A":"","B":[1,"x"]}') + 105
+def test_values_cloudformation_fills_in_count_as_long_arns_and_pseudo_parameters_as_their_longest() -> None:
+    joined = {"Fn::Join": ["", ["abc", {"Ref": "X"}, "de", {"Ref": "AWS::Region"}]]}
+    assert filled_in_length(joined) == 3 + 80 + 2 + 14
+    assert estimated_length({"A": joined, "B": [1, "x"]}) == len('{"A":"","B":[1,"x"]}') + 99

@@ -13,6 +13,7 @@ from mlops_constructs._monitoring import (
     schedule_period_hours,
 )
 from mlops_constructs.alert_topic import AlertTopic, AlertTopicProps, SlackChannel
+from mlops_constructs.compliance import enable_nag
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
 from mlops_constructs.data_quality_monitor import DataQualityMonitor, DataQualityMonitorProps
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
@@ -40,6 +41,15 @@ from mlops_constructs.model_endpoint import (
 )
 from mlops_constructs.model_quality_monitor import HOURLY_MAX_RUNTIME, ModelQualityMonitor, ModelQualityMonitorProps
 from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry, ModelRegistryProps
+from mlops_constructs.model_service import (
+    ModelService,
+    ModelServiceProps,
+    Platform,
+    RegistryVersion,
+    ServedVariant,
+    registry_source,
+)
+from mlops_constructs.platform import DataPlatform, DataPlatformProps, ImportedPlatform, PlatformParameters
 from mlops_constructs.prediction_api import (
     ApiAlarms,
     ApiRoute,
@@ -51,6 +61,7 @@ from mlops_constructs.prediction_api import (
     WafProtection,
     integration_role,
 )
+from mlops_constructs.runtime import RUNTIME_NAMES, runtime_path
 from mlops_constructs.sagemaker_images import sklearn_image_uri
 from mlops_constructs.secure_bucket import (
     ImportedSecureBucket,
@@ -80,6 +91,7 @@ __all__ = [
     "IMPROVEMENT_PATH",
     "METRICS",
     "PROBLEM_TYPES",
+    "RUNTIME_NAMES",
     "AlertTopic",
     "AlertTopicProps",
     "ApiAlarms",
@@ -87,12 +99,15 @@ __all__ = [
     "BlueGreenDeployment",
     "CostAllocationTags",
     "DataCapture",
+    "DataPlatform",
+    "DataPlatformProps",
     "DataQualityMonitor",
     "DataQualityMonitorProps",
     "EndpointAlarms",
     "HyperparameterTuning",
     "ImportedKey",
     "ImportedModelRegistry",
+    "ImportedPlatform",
     "ImportedSecureBucket",
     "InstanceCapacity",
     "JobNetwork",
@@ -108,15 +123,20 @@ __all__ = [
     "ModelQualityMonitorProps",
     "ModelRegistry",
     "ModelRegistryProps",
+    "ModelService",
+    "ModelServiceProps",
     "ModelSource",
     "MonitorProps",
     "MonitoringCode",
     "ParameterRange",
+    "Platform",
+    "PlatformParameters",
     "PredictionApi",
     "PredictionApiProps",
     "ProblemType",
     "PropsError",
     "QualityGate",
+    "RegistryVersion",
     "RollingDeployment",
     "RouteParameter",
     "RouteParameterProps",
@@ -127,6 +147,7 @@ __all__ = [
     "SecureFunctionProps",
     "SecureKey",
     "SecureKeyProps",
+    "ServedVariant",
     "ServerAccessLogs",
     "ServerlessCapacity",
     "SlackChannel",
@@ -138,9 +159,12 @@ __all__ = [
     "WafProtection",
     "bundle",
     "dead_letter_queue",
+    "enable_nag",
     "function_alarms",
     "integration_role",
     "is_monitoring_schedule",
+    "registry_source",
+    "runtime_path",
     "schedule_period_hours",
     "sklearn_image_uri",
     "source_tarball",

@@ -1,8 +1,10 @@
 """AWS size limits that CloudFormation only reports mid-deploy, checked when the template is written.
 
 Values CloudFormation fills in at deploy time (references, imports, joins)
-have no length at synth; each counts as :data:`FILLED_IN` characters, the
-length of a long ARN, so the estimate errs towards failing early.
+have no length at synth: a pseudo parameter counts as its longest value
+(``AWS::Region`` 14 characters, ...), any other value as :data:`FILLED_IN`
+characters, the length of a long generated ARN, so that the estimate errs
+towards failing early.
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ from constructs import IConstruct, IValidation
 
 from mlops_constructs._errors import PropsError
 
-#: What one value that CloudFormation fills in is counted as.
-FILLED_IN = 100
+#: What one value that CloudFormation fills in is counted as: a KMS key ARN is 75 characters, a generated
+#: bucket name at most 63 (76 as an ARN).
+FILLED_IN = 80
+#: The longest value of each pseudo parameter.
+PSEUDO_PARAMETERS = {
+    "AWS::Partition": 10,
+    "AWS::Region": 14,
+    "AWS::AccountId": 12,
+    "AWS::URLSuffix": 16,
+    "AWS::StackName": 128,
+    "AWS::StackId": 200,
+}
 #: IAM: a managed policy document holds at most 6,144 characters, white space not counted.
 MANAGED_POLICY_CHARACTERS = 6144
 #: Lambda: a function's environment variables, names and values, take at most 4 KB in total.
@@ -36,6 +48,8 @@ def filled_in_length(value: Any) -> int:
         if name == "Fn::Join" and isinstance(argument, list) and len(argument) == 2:
             delimiter, parts = argument
             return sum(filled_in_length(part) for part in parts) + len(str(delimiter)) * max(len(parts) - 1, 0)
+        if name == "Ref" and argument in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[argument]
         if name in _INTRINSICS:
             return FILLED_IN
     return len("".join(json.dumps(value).split()))
