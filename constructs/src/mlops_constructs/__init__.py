@@ -16,6 +16,7 @@ from mlops_constructs.alert_topic import AlertTopic, AlertTopicProps, SlackChann
 from mlops_constructs.compliance import enable_nag
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
 from mlops_constructs.data_quality_monitor import DataQualityMonitor, DataQualityMonitorProps
+from mlops_constructs.interfaces import DataBucket, EncryptionKey, PackageGroup, ServedEndpoint
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.ml_contract import (
     IMPROVEMENT_PATH,
@@ -31,6 +32,7 @@ from mlops_constructs.model_endpoint import (
     BlueGreenDeployment,
     DataCapture,
     EndpointAlarms,
+    ImportedEndpoint,
     InstanceCapacity,
     ModelEndpoint,
     ModelEndpointProps,
@@ -80,6 +82,7 @@ from mlops_constructs.secure_key import ImportedKey, SecureKey, SecureKeyProps
 from mlops_constructs.step_code import StepCode, source_tarball
 from mlops_constructs.training_pipeline import (
     HyperparameterTuning,
+    ImportedPipeline,
     JobNetwork,
     ParameterRange,
     TrainingPipeline,
@@ -98,15 +101,19 @@ __all__ = [
     "ApiRoute",
     "BlueGreenDeployment",
     "CostAllocationTags",
+    "DataBucket",
     "DataCapture",
     "DataPlatform",
     "DataPlatformProps",
     "DataQualityMonitor",
     "DataQualityMonitorProps",
+    "EncryptionKey",
     "EndpointAlarms",
     "HyperparameterTuning",
+    "ImportedEndpoint",
     "ImportedKey",
     "ImportedModelRegistry",
+    "ImportedPipeline",
     "ImportedPlatform",
     "ImportedSecureBucket",
     "InstanceCapacity",
@@ -128,6 +135,7 @@ __all__ = [
     "ModelSource",
     "MonitorProps",
     "MonitoringCode",
+    "PackageGroup",
     "ParameterRange",
     "Platform",
     "PlatformParameters",
@@ -147,6 +155,7 @@ __all__ = [
     "SecureFunctionProps",
     "SecureKey",
     "SecureKeyProps",
+    "ServedEndpoint",
     "ServedVariant",
     "ServerAccessLogs",
     "ServerlessCapacity",

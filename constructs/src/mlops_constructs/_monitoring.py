@@ -42,21 +42,20 @@ from mlops_constructs._alarms import reaching
 from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs, registry_account_reads, registry_reasons
 from mlops_constructs.compliance import acknowledge_lambda, acknowledge_wildcard_resources
+from mlops_constructs.interfaces import DataBucket, EncryptionKey
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.model_endpoint import ModelEndpoint
 from mlops_constructs.runtime import runtime_path
 from mlops_constructs.sagemaker_images import model_monitor_image_uri
-from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
 from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle, dead_letter_queue
-from mlops_constructs.secure_key import ImportedKey, SecureKey
 
-Bucket = SecureBucket | ImportedSecureBucket
+Bucket = DataBucket
 _Cluster = TypeVar(
     "_Cluster",
     sagemaker.CfnMonitoringSchedule.ClusterConfigProperty,
     sagemaker.CfnModelQualityJobDefinition.ClusterConfigProperty,
 )
-Key = SecureKey | ImportedKey
+Key = EncryptionKey
 
 #: Where the violations functions publish (one dimension: ``MonitoringSchedule``).
 METRIC_NAMESPACE = "MLOps/ModelMonitor"

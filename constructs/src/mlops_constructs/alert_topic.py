@@ -181,6 +181,15 @@ class AlertTopic(Construct):
     def topic_arn(self) -> str:
         return self.topic.topic_arn
 
+    @staticmethod
+    def from_topic_arn(scope: Construct, construct_id: str, topic_arn: str) -> sns.ITopic:
+        """An alert topic owned elsewhere (e.g. the platform's), for ``alarm_topic`` props and rule targets.
+
+        Its policy must already admit this account's EventBridge rules and alarms (an :class:`AlertTopic` does
+        for rules once one of its own used ``rule_target``, and always for alarms), and its key their publishing.
+        """
+        return sns.Topic.from_topic_arn(scope, construct_id, topic_arn)
+
     def rule_target(self, message: events.RuleTargetInput) -> events.IRuleTarget:
         """A target publishing ``message`` to the topic (for rules of this account and region)."""
         if not self._events_admitted:

@@ -44,13 +44,12 @@ from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._network import network_statements
 from mlops_constructs._sagemaker_access import registry_account_reads, registry_reasons
 from mlops_constructs.compliance import acknowledge, acknowledge_wildcard_resources
+from mlops_constructs.interfaces import DataBucket, EncryptionKey
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
-from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
-from mlops_constructs.secure_key import ImportedKey, SecureKey
 from mlops_constructs.training_pipeline import JobNetwork
 
-Bucket = SecureBucket | ImportedSecureBucket
-Key = SecureKey | ImportedKey
+Bucket = DataBucket
+Key = EncryptionKey
 
 _VARIANT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$")
@@ -845,6 +844,19 @@ class ModelEndpoint(Construct):
                     "capture key; model artifacts stay encrypted with their key in S3.",
                 )
 
+    @property
+    def served_packages(self) -> dict[str, str | None]:
+        """The model package each production variant serves (``None`` for a model given by image and artifact)."""
+        return {v.name: v.model.package_arn for v in self.production_variants}
+
+    @classmethod
+    def from_endpoint_name(
+        cls, scope: Construct, construct_id: str, endpoint_name: str, served_packages: Mapping[str, str | None]
+    ) -> ImportedEndpoint:
+        """An endpoint the app does not own (for an API route, grants and metrics), with the package each of
+        its production variants serves."""
+        return ImportedEndpoint(scope, construct_id, endpoint_name, served_packages)
+
     # -- grants and metrics ----------------------------------------------------------
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -901,3 +913,28 @@ def _pascal(name: str) -> str:
 def _vpc(network: JobNetwork) -> dict[str, list[str]]:
     vpc = network.to_json()
     return {"subnets": vpc["Subnets"], "security_group_ids": vpc["SecurityGroupIds"]}
+
+
+class ImportedEndpoint(Construct):
+    """An endpoint owned elsewhere: ``grant_invoke`` on it alone, and its variants' packages for the API's proxy."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, endpoint_name: str, served_packages: Mapping[str, str | None]
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not served_packages:
+            raise PropsError(f"an imported endpoint names its production variants, got none for {endpoint_name!r}")
+        self.endpoint_name = endpoint_name
+        self.endpoint_arn = cdk.Stack.of(self).format_arn(
+            service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()
+        )
+        self._packages = dict(served_packages)
+
+    @property
+    def served_packages(self) -> dict[str, str | None]:
+        return dict(self._packages)
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn]
+        )

@@ -34,6 +34,7 @@ from aws_cdk import region_info
 from constructs import Construct
 
 from mlops_constructs._errors import PropsError
+from mlops_constructs.interfaces import DataBucket, EncryptionKey
 from mlops_constructs.ml_contract import ModelContract, QualityGate
 from mlops_constructs.model_dashboard import ModelDashboard, ModelDashboardProps
 from mlops_constructs.model_endpoint import (
@@ -48,8 +49,6 @@ from mlops_constructs.model_endpoint import (
 )
 from mlops_constructs.model_registry import ModelRegistry, ModelRegistryProps
 from mlops_constructs.prediction_api import ApiRoute, PredictionApi, PredictionApiProps, WafProtection
-from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
-from mlops_constructs.secure_key import ImportedKey, SecureKey
 from mlops_constructs.step_code import StepCode
 from mlops_constructs.training_pipeline import TrainingPipeline, TrainingPipelineProps
 
@@ -60,17 +59,17 @@ class Platform(Protocol):
     """What a model needs of its environment's platform (a :class:`DataPlatform` or an :class:`ImportedPlatform`)."""
 
     @property
-    def compute_key(self) -> SecureKey | ImportedKey: ...
+    def compute_key(self) -> EncryptionKey: ...
     @property
-    def log_groups_key(self) -> SecureKey | ImportedKey: ...
+    def log_groups_key(self) -> EncryptionKey: ...
     @property
-    def raw_data(self) -> SecureBucket | ImportedSecureBucket: ...
+    def raw_data(self) -> DataBucket: ...
     @property
-    def processed_data(self) -> SecureBucket | ImportedSecureBucket: ...
+    def processed_data(self) -> DataBucket: ...
     @property
-    def model_artifacts(self) -> SecureBucket | ImportedSecureBucket: ...
+    def model_artifacts(self) -> DataBucket: ...
     @property
-    def inference_capture(self) -> SecureBucket | ImportedSecureBucket: ...
+    def inference_capture(self) -> DataBucket: ...
 
 
 @dataclass(frozen=True)

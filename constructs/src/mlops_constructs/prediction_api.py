@@ -44,8 +44,8 @@ from mlops_constructs._alarms import notify
 from mlops_constructs._errors import PropsError
 from mlops_constructs._key_admission import require_admission
 from mlops_constructs.compliance import acknowledge, acknowledge_lambda, acknowledge_wildcard_resources
+from mlops_constructs.interfaces import ServedEndpoint
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
-from mlops_constructs.model_endpoint import ModelEndpoint
 from mlops_constructs.runtime import runtime_path
 from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps, bundle
 
@@ -104,7 +104,7 @@ class ApiRoute:
     """
 
     model: str
-    endpoint: ModelEndpoint
+    endpoint: ServedEndpoint
     model_package_group: str
     direct: bool = True
     proxied: bool = True
@@ -115,13 +115,13 @@ class ApiRoute:
 
     def proxy_config(self) -> dict[str, Any]:
         """What the prediction proxy reads about this model (one item of its ``MODELS`` configuration)."""
-        variants = self.endpoint.production_variants
+        packages = self.endpoint.served_packages
         return {
             "endpoint_name": self.endpoint.endpoint_name,
             "model_package_group": self.model_package_group,
-            "variants": [v.name for v in variants],
+            "variants": list(packages),
             # So every answer and log record names the package version that answered.
-            "packages": {v.name: v.model.package_arn for v in variants},
+            "packages": packages,
             "allow_variant_pinning": self.allow_variant_pinning,
         }
 
@@ -664,7 +664,7 @@ class PredictionApi(Construct):
         props = self._props
         routes = [r for r in props.routes if r.proxied]
         for route in routes:
-            if any(v.model.package_arn is None for v in route.endpoint.production_variants):
+            if any(arn is None for arn in route.endpoint.served_packages.values()):
                 raise PropsError(
                     f"route {route.model!r} is proxied, so every variant must serve a registered model package "
                     "(the proxy names the package version in each answer)"
@@ -844,7 +844,7 @@ class PredictionApi(Construct):
         )
 
 
-def integration_role(scope: Construct, construct_id: str, model: str, endpoint: ModelEndpoint) -> ManagedPolicyRole:
+def integration_role(scope: Construct, construct_id: str, model: str, endpoint: ServedEndpoint) -> ManagedPolicyRole:
     """A role API Gateway (of this account) assumes to invoke ``endpoint``, and nothing else.
 
     Create it beside the endpoint and hand it to :class:`ApiRoute` (``integration_role``) to keep the API's
@@ -911,7 +911,7 @@ class RouteParameter(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: RouteParameterProps) -> None:
         super().__init__(scope, construct_id)
         route = props.route
-        if any(v.model.package_arn is None for v in route.endpoint.production_variants):
+        if any(arn is None for arn in route.endpoint.served_packages.values()):
             raise PropsError(
                 f"route {route.model!r} is proxied, so every variant must serve a registered model package "
                 "(the proxy names the package version in each answer)"

@@ -321,9 +321,27 @@ class SecureBucket(_BucketGrants, Construct):
 class ImportedSecureBucket(_BucketGrants, Construct):
     """A bucket owned elsewhere, with the grants of :class:`SecureBucket`."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, bucket_arn: str, encryption_key: kms.IKey) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        encryption_key: kms.IKey,
+        bucket_arn: str | None = None,
+        bucket: s3.IBucket | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.bucket: s3.IBucket = s3.Bucket.from_bucket_attributes(
-            self, "Bucket", bucket_arn=bucket_arn, encryption_key=encryption_key
+        if (bucket_arn is None) == (bucket is None):
+            raise PropsError("an imported bucket takes exactly one of bucket_arn and bucket")
+        self.bucket: s3.IBucket = bucket or s3.Bucket.from_bucket_attributes(
+            self, "Bucket", bucket_arn=str(bucket_arn), encryption_key=encryption_key
         )
         self.encryption_key = encryption_key
+
+    @classmethod
+    def from_bucket(
+        cls, scope: Construct, construct_id: str, bucket: s3.IBucket, encryption_key: kms.IKey
+    ) -> ImportedSecureBucket:
+        """A bucket the team already has (any ``s3.IBucket``, e.g. from another construct library), with the
+        library's least-privilege grants; ``encryption_key`` is the key its objects are encrypted with."""
+        return cls(scope, construct_id, bucket=bucket, encryption_key=encryption_key)

@@ -334,9 +334,14 @@ class SecureKey(_KeyGrants, Construct):
 class ImportedKey(_KeyGrants, Construct):
     """A key owned elsewhere, with the same ``grant_*`` methods as :class:`SecureKey`."""
 
-    def __init__(self, scope: Construct, construct_id: str, key_arn: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, key_arn: str, *, key: kms.IKey | None = None) -> None:
         super().__init__(scope, construct_id)
-        self.key: kms.IKey = kms.Key.from_key_arn(self, "Key", key_arn)
+        self.key: kms.IKey = key or kms.Key.from_key_arn(self, "Key", key_arn)
+
+    @classmethod
+    def from_key(cls, scope: Construct, construct_id: str, key: kms.IKey) -> ImportedKey:
+        """A key the team already has (any ``kms.IKey``), with the library's named-action grants."""
+        return cls(scope, construct_id, key.key_arn, key=key)
 
     @property
     def key_arn(self) -> str:

@@ -52,18 +52,16 @@ from mlops_constructs._network import network_statements
 from mlops_constructs._pipeline_definition import CodeLocation, DefinitionBuilder
 from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs
 from mlops_constructs.compliance import acknowledge_lambda, acknowledge_wildcard_resources
+from mlops_constructs.interfaces import DataBucket, EncryptionKey, PackageGroup
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.ml_contract import ModelContract, QualityGate
-from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry
 from mlops_constructs.sagemaker_images import sklearn_image_uri
-from mlops_constructs.secure_bucket import ImportedSecureBucket, SecureBucket
 from mlops_constructs.secure_function import function_alarms
-from mlops_constructs.secure_key import ImportedKey, SecureKey
 from mlops_constructs.step_code import StepCode, source_tarball
 
-Bucket = SecureBucket | ImportedSecureBucket
-Key = SecureKey | ImportedKey
-Registry = ModelRegistry | ImportedModelRegistry
+Bucket = DataBucket
+Key = EncryptionKey
+Registry = PackageGroup
 
 _PIPELINE_NAME = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,62}$")
 #: The ResolveBaseline step's function timeout (its duration alarm fires at 80 % of it).
@@ -651,6 +649,11 @@ class TrainingPipeline(Construct):
 
     # -- grants, metrics, triggers ---------------------------------------------------
 
+    @classmethod
+    def from_pipeline_name(cls, scope: Construct, construct_id: str, pipeline_name: str) -> ImportedPipeline:
+        """A pipeline the app does not own: start grants and metrics (e.g. for a dashboard or a trigger)."""
+        return ImportedPipeline(scope, construct_id, pipeline_name)
+
     def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
         """Start executions of this pipeline, and nothing else."""
         return iam.Grant.add_to_principal(
@@ -790,3 +793,21 @@ class _StartPipeline:
 
     def bind(self, rule: events_refs.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
         return events.RuleTargetConfig(arn=self._pipeline_arn, role=self._role.role)
+
+
+class ImportedPipeline(Construct):
+    """A pipeline owned elsewhere, with :class:`TrainingPipeline`'s start grant and metrics."""
+
+    def __init__(self, scope: Construct, construct_id: str, pipeline_name: str) -> None:
+        super().__init__(scope, construct_id)
+        if not _PIPELINE_NAME.match(pipeline_name):
+            raise PropsError(f"pipeline name must be 1-63 lowercase letters, digits or hyphens, got {pipeline_name!r}")
+        self.pipeline_name = pipeline_name
+        self.pipeline_arn = cdk.Stack.of(self).format_arn(
+            service="sagemaker", resource="pipeline", resource_name=pipeline_name
+        )
+
+    grant_start_execution = TrainingPipeline.grant_start_execution
+    metric = TrainingPipeline.metric
+    metric_executions_failed = TrainingPipeline.metric_executions_failed
+    metric_executions_succeeded = TrainingPipeline.metric_executions_succeeded
