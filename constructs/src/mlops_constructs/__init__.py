@@ -41,6 +41,7 @@ from mlops_constructs.model_endpoint import (
     ServerlessCapacity,
     Variant,
 )
+from mlops_constructs.model_promotion import ModelPromotion, ModelPromotionProps
 from mlops_constructs.model_quality_monitor import HOURLY_MAX_RUNTIME, ModelQualityMonitor, ModelQualityMonitorProps
 from mlops_constructs.model_registry import ImportedModelRegistry, ModelRegistry, ModelRegistryProps
 from mlops_constructs.model_service import (
@@ -126,6 +127,8 @@ __all__ = [
     "ModelDashboardProps",
     "ModelEndpoint",
     "ModelEndpointProps",
+    "ModelPromotion",
+    "ModelPromotionProps",
     "ModelQualityMonitor",
     "ModelQualityMonitorProps",
     "ModelRegistry",

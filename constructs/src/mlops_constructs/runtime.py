@@ -25,6 +25,7 @@ RUNTIME_NAMES: tuple[str, ...] = (
     "monitor_baseline",  # the monitors' code (MonitoringCode)
     "monitor_violations",
     "monitor_preprocessor",
+    "promote_model",  # ModelPromotion's function
 )
 
 _HERE = Path(__file__).resolve().parent
