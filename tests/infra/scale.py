@@ -11,6 +11,7 @@ import dataclasses
 
 import aws_cdk as cdk
 
+from compliance import nag
 from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.environments import ENVIRONMENTS, check_estate
 from stacks.stage import MlopsStage
@@ -37,8 +38,18 @@ def scaled_estate(count: int) -> dict[str, EnvironmentConfig]:
     return configs
 
 
-def build(app: cdk.App, configs: dict[str, EnvironmentConfig], environments: list[str]) -> list[MlopsStage]:
-    return [
+def build(
+    app: cdk.App, configs: dict[str, EnvironmentConfig], environments: list[str], *, enforce_compliance: bool = False
+) -> list[MlopsStage]:
+    """The named environments' stages, as ``stacks.app_builder.build_estate`` adds them, from ``configs``.
+
+    ``enforce_compliance`` gates synthesis on cdk-nag as ``app.py`` does (off by default: test_compliance
+    runs the packs over the estate's own stages).
+    """
+    stages = [
         MlopsStage(app, configs[name], code_version="0123456789abcdef0123456789abcdef01234567", estate=configs)
         for name in environments
     ]
+    if enforce_compliance:
+        nag.enforce(app)
+    return stages
