@@ -432,7 +432,7 @@ class ApiConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One model of an environment: adding a model to the estate is one of these, plus its step code.
+    """One model of an environment: adding a model to the estate is one of these (the step scripts serve them all).
 
     Attributes:
         name: short name of the model (3-32 lowercase letters, digits or '-'); the registry group is

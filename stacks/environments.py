@@ -21,7 +21,7 @@ from stacks.config import (
 )
 
 #: The estate's first model, a binary classifier: scikit-learn's bundled breast-cancer data set, until a
-#: product team's data lands under datasets/breast-cancer/ (see README, "Training"). Every environment
+#: product team's data lands under datasets/breast-cancer/ (see docs/operations.md, "The first run"). Every environment
 #: trains weekly as well as on new data (TrainingConfig's defaults): dev's registry is the one staging and
 #: prod serve from.
 BREAST_CANCER = ModelConfig(
@@ -35,7 +35,7 @@ BREAST_CANCER = ModelConfig(
 )
 
 #: The second model, a three-class classifier of wine cultivars (scikit-learn's bundled wine data set),
-#: gated on weighted F1: what adding a model to the estate takes is this entry and its step code.
+#: gated on weighted F1: adding a model to the estate takes this entry (the step scripts serve every problem type).
 WINE = ModelConfig(
     name="wine-cultivar",
     description="which of three cultivars a wine comes from, from 13 chemical measurements",

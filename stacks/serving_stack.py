@@ -106,6 +106,7 @@ class ServingStack(cdk.Stack):
                     expect_traffic=serving.expect_traffic,
                 ),
                 alarm_topic=alerts.topic,
+                image_uri=model.image_uri,
             ),
         )
         # Every version served anywhere is traceable: the package on each model, the config commit on all.

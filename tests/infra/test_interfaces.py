@@ -108,3 +108,42 @@ def test_an_alert_topic_owned_elsewhere_is_a_topic() -> None:
     arn = "arn:aws:sns:eu-west-1:123456789012:platform-alerts"
     topic = AlertTopic.from_topic_arn(stack, "Alerts", arn)
     assert topic.topic_arn == arn
+
+
+def test_an_endpoint_of_a_teams_own_image_may_pull_that_repository_only() -> None:
+    from mlops_constructs import ModelEndpointProps, ModelSource, ServerlessCapacity, Variant
+    from mlops_constructs.secure_bucket import SecureBucket, SecureBucketProps
+
+    stack = new_stack()
+    key = SecureKey(stack, "Key", SecureKeyProps(alias="t/models", description="test models"))
+    bucket = SecureBucket(stack, "Models", SecureBucketProps(encryption_key=key.key))
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/churn-serving:2.0"
+    endpoint = ModelEndpoint(
+        stack,
+        "Endpoint",
+        ModelEndpointProps(
+            alarm_prefix="team-churn",
+            variants=(Variant("champion", ModelSource.from_package(PACKAGE), ServerlessCapacity()),),
+            artifact_bucket=bucket,
+            image_uri=image,
+        ),
+    )
+    (policy,) = [
+        p
+        for p in Template.from_stack(stack).find_resources("AWS::IAM::ManagedPolicy").values()
+        if "PullTheTeamsImage" in json.dumps(p)
+    ]
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "Sid" in s}
+    assert (
+        statements["PullTheTeamsImage"]["Resource"]
+        == "arn:aws:ecr:eu-west-1:123456789012:repository/team/churn-serving"
+    )
+    assert statements["EcrToken"]["Action"] == "ecr:GetAuthorizationToken"
+    assert endpoint.role is not None
+    with pytest.raises(PropsError, match="image_uri must be an ECR image"):
+        ModelEndpointProps(
+            alarm_prefix="x",
+            variants=(Variant("champion", ModelSource.from_package(PACKAGE), ServerlessCapacity()),),
+            artifact_bucket=bucket,
+            image_uri="docker.io/team/serving:1",
+        )

@@ -406,3 +406,26 @@ def test_waf_counts_large_batches_redacts_credentials_and_guards_the_stage(estat
     assert redacted == ["authorization", "x-api-key", "x-amz-security-token"]
     (association,) = template.find_resources("AWS::WAFv2::WebACLAssociation").values()
     assert "/stages/" in json.dumps(association["Properties"]["ResourceArn"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_failed_refresh_of_the_models_configuration_alarms(estate: Estate, env: str) -> None:
+    """The proxy keeps serving what it loaded when Parameter Store fails it, and says so: that must page."""
+    template = _api(estate, env)
+    alarms = [
+        a["Properties"]
+        for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ModelConfigRefreshFailed"
+    ]
+    (alarm,) = alarms
+    assert alarm["Namespace"] == "MLOps/Predictions"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "prediction-proxy"}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert alarm["AlarmActions"] and alarm["OKActions"]
+    # The same names the proxy's own metrics use.
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert (variables["POWERTOOLS_METRICS_NAMESPACE"], variables["POWERTOOLS_SERVICE_NAME"]) == (
+        alarm["Namespace"],
+        alarm["Dimensions"][0]["Value"],
+    )

@@ -1138,6 +1138,6 @@ def test_a_team_image_runs_every_step_and_serves_and_the_role_may_pull_only_it(i
             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
             "Effect": "Allow",
             "Resource": repository,
-            "Sid": "PullTheStepImage",
+            "Sid": "PullTheTeamsImage",
         },
     ]

@@ -72,3 +72,19 @@ def registry_reasons(account: str, prefix: str, what: str) -> dict[str, str]:
             "statement allows only kms:Decrypt through S3 (kms:ViaService)."
         ),
     }
+
+
+def image_pull(image_uri: str) -> list[iam.PolicyStatement]:
+    """Pull a team's own ECR image: that one repository (the token action takes no resource in IAM)."""
+    registry, _, path = image_uri.partition("/")
+    account, region = registry.split(".")[0], registry.split(".")[3]
+    repository = re.split(r"[:@]", path, maxsplit=1)[0]
+    partition = "aws-cn" if registry.endswith(".cn") else "aws"
+    return [
+        iam.PolicyStatement(
+            sid="PullTheTeamsImage",
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            resources=[f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"],
+        ),
+        iam.PolicyStatement(sid="EcrToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+    ]

@@ -42,7 +42,7 @@ from constructs import Construct
 from mlops_constructs._alarms import notify
 from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._network import network_statements
-from mlops_constructs._sagemaker_access import registry_account_reads, registry_reasons
+from mlops_constructs._sagemaker_access import image_pull, registry_account_reads, registry_reasons
 from mlops_constructs.compliance import acknowledge, acknowledge_wildcard_resources
 from mlops_constructs.interfaces import DataBucket, EncryptionKey
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
@@ -54,6 +54,9 @@ Key = EncryptionKey
 _VARIANT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_IMAGE_URI = re.compile(
+    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
+)
 _ALARM_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: Families with local NVMe instance storage: SageMaker rejects a volume KMS key on them.
 NVME_FAMILIES = (
@@ -344,6 +347,8 @@ class ModelEndpointProps:
             default, all at once without alarms). Default ``None``.
         alarms: the thresholds of the variants' alarms.
         alarm_topic: notified when an alarm fires and recovers. Default none.
+        image_uri: the ECR image of the team's own that the registered models run (the execution role may pull
+            that repository). Default none: AWS's own images, which need no permission.
         network: VPC placement of the instance-backed models. Default none.
     """
 
@@ -359,8 +364,14 @@ class ModelEndpointProps:
     alarms: EndpointAlarms = field(default_factory=EndpointAlarms)
     alarm_topic: sns.ITopic | None = None
     network: JobNetwork | None = None
+    image_uri: str | None = None
 
     def __post_init__(self) -> None:
+        if self.image_uri is not None and not _IMAGE_URI.match(self.image_uri):
+            raise PropsError(
+                "image_uri must be an ECR image '<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>', "
+                f"got {self.image_uri!r}"
+            )
         if not _ALARM_PREFIX.match(self.alarm_prefix):
             raise PropsError(
                 f"alarm prefix must be 1-63 lowercase letters, digits or hyphens, got {self.alarm_prefix!r}"
@@ -808,6 +819,8 @@ class ModelEndpoint(Construct):
             )
         if props.network is not None:
             role.add_to_policy(*network_statements(stack, props.network.vpc.vpc_id))
+        if props.image_uri is not None:
+            role.add_to_policy(*image_pull(props.image_uri))
 
     def _acknowledge_findings(self) -> None:
         """Every wildcard resource of the execution role, and the KMS rule a serverless config cannot meet."""
@@ -832,6 +845,12 @@ class ModelEndpoint(Construct):
         reviewed[r"^\*$"] = (
             "Only cloudwatch:PutMetricData takes no resource in IAM; a condition limits it to SageMaker's "
             "namespaces (cloudwatch:namespace /aws/sagemaker/*)."
+            + (
+                " With a team's own image, ecr:GetAuthorizationToken takes no resource either; pulling is limited "
+                "to that image's repository."
+                if props.image_uri is not None
+                else ""
+            )
         )
         acknowledge_wildcard_resources(self.role.policy, reviewed)
         if props.serverless:

@@ -40,7 +40,7 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from mlops_constructs._alarms import notify
+from mlops_constructs._alarms import notify, reaching
 from mlops_constructs._errors import PropsError
 from mlops_constructs._key_admission import require_admission
 from mlops_constructs.compliance import acknowledge, acknowledge_lambda, acknowledge_wildcard_resources
@@ -61,6 +61,9 @@ MANAGED_RULE_GROUPS = (
 VARIANT_HEADER = "X-Target-Variant"
 ANSWERED_BY_HEADER = "X-Model-Variant"
 
+#: The proxy's metrics: their namespace and the ``service`` dimension Powertools gives each.
+PROXY_METRICS_NAMESPACE = "MLOps/Predictions"
+PROXY_SERVICE = "prediction-proxy"
 #: SageMaker runtime's answer (by HTTP status) -> the API's status, error code and a fixed message. The
 #: patterns are disjoint; SageMaker's own messages are not passed on (they name accounts, roles and log
 #: groups).
@@ -693,8 +696,8 @@ class PredictionApi(Construct):
                     "LOG_PAYLOADS": "true" if props.log_payloads else "false",
                     "MAX_ROWS": str(max(r.max_rows for r in routes)),
                     "INVOKE_TIMEOUT_SECONDS": "20",
-                    "POWERTOOLS_SERVICE_NAME": "prediction-proxy",
-                    "POWERTOOLS_METRICS_NAMESPACE": "MLOps/Predictions",
+                    "POWERTOOLS_SERVICE_NAME": PROXY_SERVICE,
+                    "POWERTOOLS_METRICS_NAMESPACE": PROXY_METRICS_NAMESPACE,
                     "LOG_LEVEL": "INFO",
                 },
             ),
@@ -828,6 +831,28 @@ class PredictionApi(Construct):
             )
             notify(alarm, props.alarm_topic)
             alarms.append(alarm)
+        if props.model_parameter_path is not None and self.proxy is not None:
+            # The proxy keeps serving the models it loaded when a refresh from Parameter Store fails, and says so
+            # with this metric: a model added since is not served until the refresh succeeds.
+            alarms.append(
+                reaching(
+                    self,
+                    "AlarmModelConfigRefreshFailed",
+                    description=(
+                        f"Prediction proxy: reading the models' configuration under {props.model_parameter_path} "
+                        "failed; it serves the configuration it loaded before"
+                    ),
+                    metric=cloudwatch.Metric(
+                        namespace=PROXY_METRICS_NAMESPACE,
+                        metric_name="ModelConfigRefreshFailed",
+                        dimensions_map={"service": PROXY_SERVICE},
+                        statistic="Sum",
+                        period=cdk.Duration.minutes(5),
+                    ),
+                    threshold=1,
+                    topic=props.alarm_topic,
+                )
+            )
         return alarms
 
     # -- grants ------------------------------------------------------------------------------

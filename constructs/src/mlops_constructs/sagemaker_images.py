@@ -1,10 +1,12 @@
 """SageMaker framework and Model Monitor image URIs, resolved without any network call.
 
-The SageMaker scikit-learn images live in ECR repositories that AWS owns, one
-account per region. The table below is AWS's published list for the
-``1.4-2`` images (the same accounts serve every version of the repository);
-a region that is not in it fails at synth, naming the region and the ones
-that are supported, instead of failing when the first job starts.
+The SageMaker scikit-learn and XGBoost framework images live in ECR
+repositories that AWS owns, one account per region, the same account for
+both. The table below is AWS's published list for the ``1.4-2``
+scikit-learn images (the same accounts serve every version of the
+repository, and the XGBoost ``1.7-1`` images); a region that is not in it
+fails at synth, naming the region and the ones that are supported, instead
+of failing when the first job starts.
 """
 
 from __future__ import annotations
@@ -70,6 +72,31 @@ def sklearn_image_uri(region: str, version: str = "1.4-2") -> str:
         )
     registry = _registry(region, SKLEARN_IMAGE_ACCOUNTS, "SageMaker scikit-learn")
     return f"{registry}/{SKLEARN_REPOSITORY}:{version}-cpu-py3"
+
+
+XGBOOST_REPOSITORY = "sagemaker-xgboost"
+
+#: XGBoost framework versions the step code is checked against: 1.7-1 runs Python 3.9, xgboost 1.7.4 and
+#: scikit-learn 0.24.1 (lambda_src/*/requirements.txt); another version needs that check first.
+XGBOOST_VERSIONS: frozenset[str] = frozenset({"1.7-1"})
+
+#: region -> account that publishes the SageMaker XGBoost framework images there: the scikit-learn table, since
+#: the SageMaker Python SDK's image URI config lists the same account in every one of its regions for both.
+XGBOOST_IMAGE_ACCOUNTS: dict[str, str] = SKLEARN_IMAGE_ACCOUNTS
+
+
+def xgboost_image_uri(region: str, version: str = "1.7-1") -> str:
+    """The image of SageMaker's XGBoost framework container ``version`` in ``region``, for the step scripts.
+
+    ``region`` must be concrete, as for :func:`sklearn_image_uri`. The scripts run in script mode (entry point and
+    serving functions of our own), not as the built-in algorithm; one tag serves CPU and GPU instances.
+    """
+    if version not in XGBOOST_VERSIONS:
+        raise PropsError(
+            f"xgboost framework version must be one of {', '.join(sorted(XGBOOST_VERSIONS))}, got {version!r}"
+        )
+    registry = _registry(region, XGBOOST_IMAGE_ACCOUNTS, "SageMaker XGBoost")
+    return f"{registry}/{XGBOOST_REPOSITORY}:{version}"
 
 
 def _registry(region: str, accounts: dict[str, str], image: str) -> str:

@@ -50,7 +50,7 @@ from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._key_admission import require_admission
 from mlops_constructs._network import network_statements
 from mlops_constructs._pipeline_definition import CodeLocation, DefinitionBuilder
-from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, job_logs
+from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, image_pull, job_logs
 from mlops_constructs.compliance import acknowledge_lambda, acknowledge_wildcard_resources
 from mlops_constructs.interfaces import DataBucket, EncryptionKey, PackageGroup
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
@@ -556,7 +556,7 @@ class TrainingPipeline(Construct):
         )
         role.add_to_policy(job_logs(stack, "ProcessingJobs", "TrainingJobs"))
         if props.image_uri is not None:
-            self._grant_image_pull(role, props.image_uri)
+            role.add_to_policy(*image_pull(props.image_uri))
         prefix = f"{self.pipeline_name}/"
         props.raw_data.grant_read(role, props.raw_data_prefix)
         props.processed_data.grant_read_write(role, prefix)
@@ -567,22 +567,6 @@ class TrainingPipeline(Construct):
         props.volume_key.grant(role, VOLUME_KEY_ACTIONS)
         if props.network is not None:
             self._grant_network_interfaces(role, props.network, for_lambda=False)
-
-    @staticmethod
-    def _grant_image_pull(role: ManagedPolicyRole, image_uri: str) -> None:
-        """A team's own image: pull that one repository (the token action takes no resource in IAM)."""
-        registry, _, path = image_uri.partition("/")
-        account, region = registry.split(".")[0], registry.split(".")[3]
-        repository = re.split(r"[:@]", path, maxsplit=1)[0]
-        partition = "aws-cn" if registry.endswith(".cn") else "aws"
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PullTheStepImage",
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"],
-            ),
-            iam.PolicyStatement(sid="EcrToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-        )
 
     def _grant_network_interfaces(self, role: ManagedPolicyRole, network: JobNetwork, *, for_lambda: bool) -> None:
         """What jobs and functions in a VPC need: network interfaces in the given VPC only."""
