@@ -53,6 +53,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 _MARKER = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _VARIANT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _CONSUMER = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_FRAMEWORKS = ("sklearn", "xgboost")
 _IMAGE_URI = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$")
 
 
@@ -448,8 +449,9 @@ class ModelConfig:
         classes: the number of classes of a multiclass model (3 or more), else ``None``.
         api_modes: how callers reach it: ``direct`` (API Gateway to SageMaker, ``/invocations``)
             and/or ``lambda`` (through the checking proxy, ``/predictions``). Default both.
-        framework: ``sklearn`` (the SageMaker scikit-learn container runs the estate's step scripts) or the
-            URI of an ECR image of the team's own that runs the same step-script contract. Default ``sklearn``.
+        framework: ``sklearn`` (the SageMaker scikit-learn container runs the estate's step scripts, which fit a
+            linear model), ``xgboost`` (the SageMaker XGBoost container, gradient-boosted trees) or the URI of an
+            ECR image of the team's own that runs the same step-script contract. Default ``sklearn``.
     """
 
     name: str
@@ -475,7 +477,13 @@ class ModelConfig:
 
     @property
     def image_uri(self) -> str | None:
-        return None if self.framework == "sklearn" else self.framework
+        """The team's own image, if the framework is one."""
+        return None if self.framework in _FRAMEWORKS else self.framework
+
+    @property
+    def framework_container(self) -> str:
+        """The SageMaker framework container the steps run in (``sklearn`` for a team's own image too)."""
+        return self.framework if self.framework in _FRAMEWORKS else "sklearn"
 
     def contract(self) -> ModelContract:
         """The model's ML contract; raises ``PropsError`` (re-labelled by the environment) when invalid."""
@@ -504,8 +512,9 @@ class ModelConfig:
             ),
             (
                 "framework",
-                self.framework == "sklearn" or bool(_IMAGE_URI.match(self.framework)),
-                "must be 'sklearn' or an ECR image URI '<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>'",
+                self.framework in _FRAMEWORKS or bool(_IMAGE_URI.match(self.framework)),
+                "must be 'sklearn', 'xgboost' or an ECR image URI "
+                "'<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>'",
             ),
         ]
         return [(field_name, problem) for field_name, ok, problem in checks if not ok]

@@ -26,11 +26,17 @@ from stacks.data_stack import DataStack
 
 STEP_CODE = Path(__file__).resolve().parents[1] / "lambda_src"
 
-#: What tuning searches when an environment turns it on (training.tuning_max_jobs > 0):
-#: the regularisation strength and the solver's iteration budget of train.py.
+#: What tuning searches when an environment turns it on (training.tuning_max_jobs > 0), per framework:
+#: train.py's regularisation strength and iteration budget of the linear model, or the trees' depth,
+#: number and learning rate.
 TUNING_RANGES = (
     ParameterRange("c", 0.001, 100.0, scaling="Logarithmic"),
     ParameterRange("max-iter", 200, 2000, kind="integer"),
+)
+XGBOOST_TUNING_RANGES = (
+    ParameterRange("max-depth", 2, 10, kind="integer"),
+    ParameterRange("n-estimators", 50, 500, kind="integer"),
+    ParameterRange("learning-rate", 0.01, 0.3, scaling="Logarithmic"),
 )
 
 
@@ -59,7 +65,7 @@ class TrainingStack(cdk.Stack):
         tuning = None
         if training.tuning_max_jobs:
             tuning = HyperparameterTuning(
-                ranges=TUNING_RANGES,
+                ranges=XGBOOST_TUNING_RANGES if model.framework_container == "xgboost" else TUNING_RANGES,
                 max_training_jobs=training.tuning_max_jobs,
                 max_parallel_jobs=training.tuning_max_parallel_jobs,
             )
@@ -79,6 +85,7 @@ class TrainingStack(cdk.Stack):
                 code_version=code_version,
                 contract=model.contract(),
                 quality_gate=model.gate.quality_gate(),
+                framework=model.framework_container,
                 image_uri=model.image_uri,
                 log_retention=config.log_retention,
                 log_removal_policy=config.cdk_removal_policy,

@@ -28,3 +28,10 @@ def problem_run(request: pytest.FixtureRequest, training_runs: TrainingRuns) -> 
     """The chain of each problem type in turn: a test that takes it runs once per problem type."""
     run: TrainingRun = training_runs[request.param]
     return run
+
+
+@pytest.fixture(scope="session", params=PROBLEM_TYPES)
+def xgboost_run(request: pytest.FixtureRequest, training_runs: TrainingRuns) -> TrainingRun:
+    """The chain of each problem type with ``--estimator xgboost`` (small trees), each run once per session."""
+    run: TrainingRun = training_runs.get(request.param, "xgboost")
+    return run

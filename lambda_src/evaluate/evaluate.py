@@ -37,17 +37,23 @@ cannot be optional): the resolve-baseline step hands over the approved
 model's artifact, or the candidate's own when nothing is approved, and says
 which with ``--baseline-present true|false``. Run by hand, ``auto`` uses the
 baseline artifact if the file exists.
+
+It runs in the container the models were trained in: the scikit-learn one
+for ``--estimator linear``, the XGBoost one (Python 3.9, scikit-learn 0.24)
+for ``xgboost``, whose models need the xgboost package to load; a model that
+needs a package the container lacks fails with a message that says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import json
 import logging
 import math
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,26 +94,59 @@ class EvaluationError(ValueError):
 class LoadedModel:
     estimator: Any
     problem_type: str
+    kind: str = "linear"
 
 
-def load_model(artifact: Path) -> LoadedModel:
-    """The fitted estimator inside a SageMaker ``model.tar.gz``, with the problem type it was trained for."""
+def require_package(kind: str, which: str) -> None:
+    """Fail clearly, before unpickling, when an xgboost model meets a container without xgboost."""
+    if kind != "xgboost":
+        return
+    try:
+        importlib.import_module("xgboost")
+    except ImportError as error:
+        raise EvaluationError(
+            f"the {which} model was trained with --estimator xgboost and needs the xgboost package, which cannot "
+            f"be imported here ({error}); run this step in the SageMaker XGBoost container"
+        ) from None
+
+
+def load_model(artifact: Path, which: str = "candidate") -> LoadedModel:
+    """The fitted estimator inside a SageMaker ``model.tar.gz``, with the problem type it was trained for.
+
+    Read straight from the archive, never extracted to disk, so that no path in it can write anywhere, on any
+    Python (``extractall(filter=...)`` is newer than the XGBoost container's 3.9 may be).
+    """
     if not artifact.is_file():
         raise EvaluationError(f"model artifact not found: {artifact}")
-    with tempfile.TemporaryDirectory() as scratch, tarfile.open(artifact) as archive:
+    with tarfile.open(artifact) as archive:
         members: dict[str, tarfile.TarInfo] = {}
         for member in archive.getmembers():
             if member.isfile() and Path(member.name).name in (MODEL_FILE, METADATA_FILE):
                 members.setdefault(Path(member.name).name, member)
         if MODEL_FILE not in members:
             raise EvaluationError(f"{artifact} holds no {MODEL_FILE}")
-        archive.extractall(scratch, members=list(members.values()), filter="data")
-        estimator = joblib.load(Path(scratch) / members[MODEL_FILE].name)
         metadata: dict[str, Any] = {}
         if METADATA_FILE in members:
-            metadata = json.loads((Path(scratch) / members[METADATA_FILE].name).read_text())
+            metadata = json.loads(_read_member(archive, members[METADATA_FILE]))
+        # Models trained before estimators existed are linear and say nothing of it.
+        kind = str(metadata.get("estimator", "linear"))
+        require_package(kind, which)
+        try:
+            estimator = joblib.load(io.BytesIO(_read_member(archive, members[MODEL_FILE])))
+        except ModuleNotFoundError as error:
+            raise EvaluationError(
+                f"the {which} model in {artifact} needs the {error.name} package, which is not installed here"
+            ) from None
     # Models trained before problem types existed are binary classifiers and say nothing of it.
-    return LoadedModel(estimator, str(metadata.get("problem_type", "binary_classification")))
+    return LoadedModel(estimator, str(metadata.get("problem_type", "binary_classification")), kind)
+
+
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = archive.extractfile(member)
+    if handle is None:
+        raise EvaluationError(f"cannot read {member.name} from the model artifact")
+    with handle:
+        return handle.read()
 
 
 def read_test_set(test_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +302,8 @@ def evaluate(
         write_predictions(predictions_dir, labels, *predictions_of(problem_type, model.estimator, features))
     baseline = None
     if baseline_artifact is not None and baseline_artifact.is_file():
-        baseline = score_model("approved", load_model(baseline_artifact), features, labels, problem_type)
+        approved = load_model(baseline_artifact, "approved")
+        baseline = score_model("approved", approved, features, labels, problem_type)
     return {
         f"{problem_type}_metrics": {
             name: {"value": value, "standard_deviation": "NaN"} for name, value in candidate.items()

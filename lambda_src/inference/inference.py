@@ -1,4 +1,4 @@
-"""Serving functions for the SageMaker scikit-learn container: model_fn, input_fn, predict_fn, output_fn.
+"""Serving functions for the SageMaker scikit-learn or XGBoost container: model_fn, input_fn, predict_fn, output_fn.
 
 The container loads ``model.tar.gz`` into ``model_dir`` and calls these four
 functions per request. Requests are JSON (``{"instances": [[f1, f2, ...], ...]}``
@@ -18,11 +18,16 @@ without one is a binary classifier). JSON answers are
 
 CSV answers hold one line per row: ``label,score`` for a classifier,
 ``value`` for a regression.
+
+A model trained with ``--estimator xgboost`` (``model_metadata.json`` says)
+is served by the SageMaker XGBoost container, on Python 3.9: loading it
+where xgboost cannot be imported fails with a message that says so.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import logging
@@ -49,6 +54,10 @@ class InvalidRequest(ValueError):
         self.status_code = status_code
 
 
+class ModelLoadError(RuntimeError):
+    """A model this container cannot load: the endpoint must not start with it."""
+
+
 class Model:
     """The fitted estimator with the feature count and problem type it was trained for."""
 
@@ -65,6 +74,16 @@ def model_fn(model_dir: str) -> Model:
     metadata = json.loads((directory / METADATA_FILE).read_text())
     # Models trained before problem types existed are binary classifiers and say nothing of it.
     problem_type = str(metadata.get("problem_type", "binary_classification"))
+    # Models trained before estimators existed are linear and say nothing of it.
+    estimator = str(metadata.get("estimator", "linear"))
+    if estimator == "xgboost":
+        try:
+            importlib.import_module("xgboost")
+        except ImportError as error:
+            raise ModelLoadError(
+                f"the model was trained with --estimator xgboost and needs the xgboost package, which cannot be "
+                f"imported here ({error}); serve it from the SageMaker XGBoost container"
+            ) from None
     return Model(joblib.load(directory / MODEL_FILE), int(metadata["n_features"]), problem_type)
 
 
@@ -144,7 +163,7 @@ def _predict(input_data: np.ndarray, model: Model) -> dict[str, list[Any]]:
     classes = [int(label) for label in model.estimator.classes_]
     return {
         "labels": [classes[index] for index in best],
-        "scores": [round(float(row[index]), 6) for row, index in zip(probabilities, best, strict=True)],
+        "scores": [round(float(p), 6) for p in probabilities[np.arange(best.shape[0]), best]],
         "class_scores": [[round(float(p), 6) for p in row] for row in probabilities],
     }
 
@@ -152,13 +171,12 @@ def _predict(input_data: np.ndarray, model: Model) -> dict[str, list[Any]]:
 def _answer_rows(prediction: dict[str, list[Any]]) -> list[dict[str, Any]]:
     if "values" in prediction:
         return [{"value": value} for value in prediction["values"]]
-    rows = [
-        {"label": label, "score": score}
-        for label, score in zip(prediction["labels"], prediction["scores"], strict=True)
-    ]
+    # By index, not zip(strict=True): the XGBoost container's Python 3.9 has no strict zip.
+    scores = prediction["scores"]
+    rows = [{"label": label, "score": scores[index]} for index, label in enumerate(prediction["labels"])]
     if "class_scores" in prediction:
-        for row, scores in zip(rows, prediction["class_scores"], strict=True):
-            row["scores"] = scores
+        for index, row in enumerate(rows):
+            row["scores"] = prediction["class_scores"][index]
     return rows
 
 

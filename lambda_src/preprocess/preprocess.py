@@ -1,6 +1,7 @@
 """Preprocessing step (SageMaker Processing job): split labelled data into train, validation and test.
 
-Runs in the SageMaker scikit-learn container as
+Runs in the SageMaker scikit-learn container (or, for an xgboost model, the
+XGBoost one: Python 3.9, scikit-learn 0.24, so nothing newer is used) as
 ``python3 /opt/ml/processing/input/code/preprocess.py``. Input is one or more
 CSV files with a header row under ``/opt/ml/processing/input/data`` (copied
 there from the raw-data bucket); with no input files and
@@ -102,7 +103,7 @@ def export_bundled(path: Path, label_column: str, name: str = DEFAULT_BUNDLED) -
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*dataset.feature_names, label_column])
-        for row, label in zip(dataset.features.tolist(), dataset.labels.tolist(), strict=True):
+        for *row, label in np.column_stack([dataset.features, dataset.labels]).tolist():
             writer.writerow([*(f"{value:.10g}" for value in row), int(label) if classification else f"{label:.10g}"])
     return path
 
@@ -161,17 +162,17 @@ def load_csv_dir(input_dir: Path, label_column: str, problem_type: str = "binary
     if not files:
         raise InputError(f"no .csv files under {input_dir}")
     # Keyed by the path below the input directory: deliveries in sub-folders may reuse file names.
-    names = [p.relative_to(input_dir).as_posix() for p in files]
-    contents = [read_csv_file(path, name) for path, name in zip(files, names, strict=True)]
-    header = contents[0][0]
-    for name, (file_header, _rows) in zip(names, contents, strict=True):
+    paths = {p.relative_to(input_dir).as_posix(): p for p in files}
+    contents = {name: read_csv_file(path, name) for name, path in paths.items()}
+    header = next(iter(contents.values()))[0]
+    for name, (file_header, _rows) in contents.items():
         if file_header != header:
             raise InputError(f"{name} has header {file_header}, expected {header}")
     if label_column not in header:
         raise InputError(f"label column {label_column!r} not in header {header}")
     label_index = header.index(label_column)
     tables = []
-    for name, (_header, rows) in zip(names, contents, strict=True):
+    for name, (_header, rows) in contents.items():
         if not rows:
             continue
         try:
@@ -186,7 +187,7 @@ def load_csv_dir(input_dir: Path, label_column: str, problem_type: str = "binary
     table = np.vstack(tables)
     features = np.delete(table, label_index, axis=1)
     feature_names = [name for i, name in enumerate(header) if i != label_index]
-    sources = {name: sha256_of(path) for path, name in zip(files, names, strict=True)}
+    sources = {name: sha256_of(path) for name, path in paths.items()}
     return Dataset(features, table[:, label_index], feature_names, sources)
 
 

@@ -206,9 +206,13 @@ INVALID_MODEL: list[tuple[str, Any, str]] = [
     ("api_modes", (), "must name 'direct', 'lambda' or both, once each"),
     ("api_modes", ("lambda", "lambda"), "must name 'direct', 'lambda' or both, once each"),
     ("api_modes", "direct", "of type tuple[str, ...]"),
-    ("framework", "xgboost", "must be 'sklearn' or an ECR image URI"),
-    ("framework", "team/model:latest", "must be 'sklearn' or an ECR image URI"),
-    ("framework", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model", "must be 'sklearn' or an ECR image URI"),
+    ("framework", "pytorch", "must be 'sklearn', 'xgboost' or an ECR image URI"),
+    ("framework", "team/model:latest", "must be 'sklearn', 'xgboost' or an ECR image URI"),
+    (
+        "framework",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model",
+        "must be 'sklearn', 'xgboost' or an ECR image URI",
+    ),
 ]
 
 
@@ -548,3 +552,14 @@ def test_waf_must_let_one_caller_use_its_whole_rate() -> None:
 def test_prod_keeps_its_waf_and_its_logs_free_of_payloads(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         dataclasses.replace(PROD, api=dataclasses.replace(PROD.api, **changes))
+
+
+def test_a_model_may_train_and_serve_in_the_xgboost_container() -> None:
+    config = _with_model(DEV, SECOND, framework="xgboost")
+    model = config.model(SECOND)
+    assert (model.framework_container, model.image_uri) == ("xgboost", None)
+    own = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/trainer:1.0"
+    model = _with_model(DEV, SECOND, framework=own).model(SECOND)
+    assert (model.framework_container, model.image_uri) == ("sklearn", own)
+    with pytest.raises(ConfigError, match=r"field 'models\[wine-cultivar\]\.framework' must be 'sklearn', 'xgboost'"):
+        _with_model(DEV, SECOND, framework="pytorch")

@@ -23,7 +23,7 @@ from aws_cdk.assertions import Template
 from botocore.stub import Stubber
 
 from mlops_constructs import IMPROVEMENT_PATH, METRICS
-from stacks.training_stack import STEP_CODE, TUNING_RANGES
+from stacks.training_stack import STEP_CODE, TUNING_RANGES, XGBOOST_TUNING_RANGES
 from tests.infra.conftest import FIRST, SECOND, Estate
 from tests.infra.definitions import pipeline_definition, steps_by_name
 from tests.runtime.steps import TrainingRun, TrainingRuns, package_model, run_step
@@ -244,14 +244,22 @@ def test_training_source_tarball_holds_the_code_and_trains_a_servable_model(
         assert "code/inference.py" in archive.getnames()
 
 
-def test_tuning_ranges_are_hyperparameters_the_training_script_takes() -> None:
-    train = _load(STEP_CODE / "train" / "train.py", "train_contract")
-    names = [r.name for r in TUNING_RANGES]
-    arguments = [token for r in TUNING_RANGES for token in (f"--{r.name}", r.to_json()["MaxValue"])]
-    parsed = vars(train.parse_args(arguments))
-    for parameter_range in TUNING_RANGES:
+@pytest.mark.parametrize(
+    ("ranges", "estimator", "names"),
+    [
+        (TUNING_RANGES, "linear", ["c", "max-iter"]),
+        (XGBOOST_TUNING_RANGES, "xgboost", ["max-depth", "n-estimators", "learning-rate"]),
+    ],
+)
+def test_tuning_ranges_are_hyperparameters_the_training_script_takes(
+    ranges: tuple[Any, ...], estimator: str, names: list[str]
+) -> None:
+    train = _load(STEP_CODE / "train" / "train.py", f"train_contract_{estimator}")
+    arguments = [token for r in ranges for token in (f"--{r.name}", r.to_json()["MaxValue"])]
+    parsed = vars(train.parse_args(["--estimator", estimator, *arguments]))
+    for parameter_range in ranges:
         assert parsed[parameter_range.name.replace("-", "_")] == pytest.approx(parameter_range.max_value)
-    assert names == ["c", "max-iter"]
+    assert [r.name for r in ranges] == names
 
 
 def test_lambda_step_outputs_are_what_the_handler_returns(estate: Estate) -> None:

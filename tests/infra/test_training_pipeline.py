@@ -31,11 +31,12 @@ from mlops_constructs import (
     TrainingPipeline,
     TrainingPipelineProps,
     sklearn_image_uri,
+    xgboost_image_uri,
 )
 from mlops_constructs.sagemaker_images import model_monitor_image_uri
 from mlops_constructs.training_pipeline import EXECUTION_STATUS_DETAIL_TYPE
 from stacks.environments import ENVIRONMENTS
-from stacks.training_stack import STEP_CODE, TUNING_RANGES
+from stacks.training_stack import STEP_CODE, TUNING_RANGES, XGBOOST_TUNING_RANGES
 from tests.infra.conftest import CODE_VERSION, FIRST, SECOND, Estate, new_stack
 from tests.infra.definitions import pipeline_definition, steps_by_name
 
@@ -1141,3 +1142,38 @@ def test_a_team_image_runs_every_step_and_serves_and_the_role_may_pull_only_it(i
             "Sid": "PullTheTeamsImage",
         },
     ]
+
+
+def test_an_xgboost_model_runs_every_step_in_the_xgboost_container_and_fits_trees() -> None:
+    parts = _parts(new_stack("Xgboost"))
+    tuning = HyperparameterTuning(ranges=XGBOOST_TUNING_RANGES, max_training_jobs=4, max_parallel_jobs=2)
+    TrainingPipeline(parts.stack, "Pipeline", dataclasses.replace(parts.props, framework="xgboost", tuning=tuning))
+    template = Template.from_stack(parts.stack)
+    steps = _steps(template)
+    image = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+    assert image == xgboost_image_uri("eu-west-1")
+    for name in ("Preprocess", "Evaluate"):
+        assert steps[name]["Arguments"]["AppSpecification"]["ImageUri"] == image, name
+    job = steps["Tune"]["Arguments"]["TrainingJobDefinition"]
+    assert job["AlgorithmSpecification"]["TrainingImage"] == image
+    assert job["StaticHyperParameters"]["estimator"] == "xgboost"
+    ranges = steps["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    assert [r["Name"] for r in ranges["IntegerParameterRanges"]] == ["max-depth", "n-estimators"]
+    assert [r["Name"] for r in ranges["ContinuousParameterRanges"]] == ["learning-rate"]
+    (container,) = steps["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"]
+    assert container["Image"] == image  # the model serves in the container it was trained in
+    assert "sagemaker-scikit-learn" not in json.dumps(steps)
+    # An AWS image: no pull permission is needed or granted.
+    assert not [s for s in _policy_statements(template, "PipelineRole") if "ecr:" in json.dumps(s["Action"])]
+
+
+def test_the_linear_default_tells_the_script_its_estimator_and_an_unknown_framework_is_refused() -> None:
+    parts = _parts(new_stack("Linear"))
+    TrainingPipeline(parts.stack, "Pipeline", parts.props)
+    train = _steps(Template.from_stack(parts.stack))["Train"]["Arguments"]
+    assert train["HyperParameters"]["estimator"] == "linear"
+    assert "sagemaker-scikit-learn:1.4-2" in train["AlgorithmSpecification"]["TrainingImage"]
+    with pytest.raises(PropsError, match="framework must be one of sklearn, xgboost, got 'pytorch'"):
+        dataclasses.replace(parts.props, framework="pytorch")
+    with pytest.raises(PropsError, match="hyperparameter 'estimator' is set from the contract"):
+        dataclasses.replace(parts.props, hyperparameters={"estimator": "xgboost"})

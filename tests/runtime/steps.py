@@ -4,10 +4,10 @@ No AWS and no aws_cdk here: preprocess -> train -> evaluate run as
 subprocesses (their real entry points) on temporary directories shaped like
 ``/opt/ml/processing`` and ``/opt/ml``, on a data set bundled with
 scikit-learn: breast-cancer for a binary classifier, wine for a multiclass
-one, diabetes for a regression. The chain runs at most once per test session
-and problem type, on first use (the ``training_runs`` fixture in
-``tests/conftest.py``; ``training_run`` is the binary one, shared with the
-pipeline contract tests).
+one, diabetes for a regression. The chain runs at most once per test session,
+problem type and estimator, on first use (the ``training_runs`` fixture in
+``tests/conftest.py``; ``training_run`` is the binary linear one, shared with
+the pipeline contract tests; ``xgboost_run`` trains small xgboost models).
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ PROBLEMS = {
     )
 }
 PROBLEM_TYPES = tuple(PROBLEMS)
+#: The training hyperparameters of each estimator's chain: the linear defaults; small, quick trees (2 cores).
+CHAIN_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
+    "linear": (),
+    "xgboost": ("--estimator", "xgboost", "--n-estimators", "50", "--max-depth", "3", "--learning-rate", "0.1"),
+}
 
 
 def load_script(path: Path, name: str) -> ModuleType:
@@ -97,6 +102,7 @@ def train_model(processing: Path, root: Path, *hyperparameters: str) -> subproce
         "SM_CHANNEL_TRAIN": str(processing / "train"),
         "SM_CHANNEL_VALIDATION": str(processing / "validation"),
         "SM_MODEL_DIR": str(root / "model"),
+        "SM_NUM_CPUS": "1",  # xgboost's threads: one, on a suite that shares 2 cores
     }
     script = source_dir(root) / "train.py"
     return run_step(script, *hyperparameters, "--checkpoint-dir", str(root / "checkpoints"), env=env)
@@ -111,6 +117,7 @@ class TrainingRun:
     train_stdout: str
     problem_type: str
     gate_metric: str
+    estimator: str = "linear"
 
     @property
     def report(self) -> dict[str, Any]:
@@ -149,10 +156,10 @@ def evaluate_model(
 
 
 def run_training_chain(
-    tmp_path_factory: pytest.TempPathFactory, problem_type: str = "binary_classification"
+    tmp_path_factory: pytest.TempPathFactory, problem_type: str = "binary_classification", estimator: str = "linear"
 ) -> TrainingRun:
     problem = PROBLEMS[problem_type]
-    base = tmp_path_factory.mktemp(f"sagemaker-{problem_type}")
+    base = tmp_path_factory.mktemp(f"sagemaker-{problem_type}-{estimator}")
     processing = base / "processing"
     pre = run_step(
         "preprocess/preprocess.py",
@@ -166,7 +173,7 @@ def run_training_chain(
         str(processing),
     )
     assert pre.returncode == 0, pre.stderr
-    training = train_model(processing, base / "ml", "--problem-type", problem_type)
+    training = train_model(processing, base / "ml", "--problem-type", problem_type, *CHAIN_HYPERPARAMETERS[estimator])
     assert training.returncode == 0, training.stderr
     artifact = package_model(base / "ml" / "model", processing / "model" / "model.tar.gz")
     evaluation = run_step(
@@ -195,17 +202,23 @@ def run_training_chain(
         training.stdout,
         problem_type,
         problem.gate_metric,
+        estimator,
     )
 
 
 class TrainingRuns:
-    """The chain of each problem type, run on first use and kept for the session (2 cores: run nothing twice)."""
+    """Each problem type's and estimator's chain, run on first use and kept for the session (2 cores: run once)."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self._tmp_path_factory = tmp_path_factory
-        self._runs: dict[str, TrainingRun] = {}
+        self._runs: dict[tuple[str, str], TrainingRun] = {}
 
     def __getitem__(self, problem_type: str) -> TrainingRun:
-        if problem_type not in self._runs:
-            self._runs[problem_type] = run_training_chain(self._tmp_path_factory, problem_type)
-        return self._runs[problem_type]
+        """The linear model's chain: ``training_runs["regression"]``."""
+        return self.get(problem_type)
+
+    def get(self, problem_type: str, estimator: str = "linear") -> TrainingRun:
+        key = (problem_type, estimator)
+        if key not in self._runs:
+            self._runs[key] = run_training_chain(self._tmp_path_factory, problem_type, estimator)
+        return self._runs[key]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.runtime.steps import SRC, TrainingRun, load_script, package_model
+from tests.runtime.steps import SRC, TrainingRun, TrainingRuns, load_script, package_model
 
 
 def _load_inference(path: Path = SRC / "inference" / "inference.py") -> ModuleType:
@@ -192,14 +192,21 @@ class Served:
         return text
 
 
-@pytest.fixture(scope="module")
-def served_problem(problem_run: TrainingRun, tmp_path_factory: pytest.TempPathFactory) -> Served:
-    directory = tmp_path_factory.mktemp(f"model_dir_{problem_run.problem_type}")
-    with tarfile.open(problem_run.artifact) as archive:
+@pytest.fixture(scope="module", params=["linear", "xgboost"])
+def served_problem(
+    request: pytest.FixtureRequest,
+    problem_run: TrainingRun,
+    training_runs: TrainingRuns,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Served:
+    """Each problem type's model of each estimator (the scikit-learn or the XGBoost container's), as served."""
+    run = training_runs.get(problem_run.problem_type, request.param)
+    directory = tmp_path_factory.mktemp(f"model_dir_{run.problem_type}_{run.estimator}")
+    with tarfile.open(run.artifact) as archive:
         archive.extractall(directory, filter="data")
     code = _load_inference(directory / "code" / "inference.py")
-    table = np.loadtxt(problem_run.processing / "test" / "test.csv", delimiter=",")
-    return Served(problem_run, code, code.model_fn(str(directory)), table[:, 1:], table[:, 0])
+    table = np.loadtxt(run.processing / "test" / "test.csv", delimiter=",")
+    return Served(run, code, code.model_fn(str(directory)), table[:, 1:], table[:, 0])
 
 
 def test_each_artifact_ships_the_serving_code_and_answers_in_its_format(served_problem: Served) -> None:

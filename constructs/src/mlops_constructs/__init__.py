@@ -65,7 +65,7 @@ from mlops_constructs.prediction_api import (
     integration_role,
 )
 from mlops_constructs.runtime import RUNTIME_NAMES, runtime_path
-from mlops_constructs.sagemaker_images import sklearn_image_uri
+from mlops_constructs.sagemaker_images import sklearn_image_uri, xgboost_image_uri
 from mlops_constructs.secure_bucket import (
     ImportedSecureBucket,
     SecureBucket,
@@ -180,4 +180,5 @@ __all__ = [
     "schedule_period_hours",
     "sklearn_image_uri",
     "source_tarball",
+    "xgboost_image_uri",
 ]

@@ -17,6 +17,9 @@ from aws_cdk import aws_kms as kms
 from mlops_constructs.ml_contract import IMPROVEMENT_PATH, Metric
 from mlops_constructs.sagemaker_images import model_monitor_image_uri
 
+#: The estimator train.py fits in each framework container (training_pipeline.FRAMEWORKS).
+FRAMEWORK_ESTIMATORS = {"sklearn": "linear", "xgboost": "xgboost"}
+
 if TYPE_CHECKING:
     from mlops_constructs.training_pipeline import Bucket, Key, TrainingPipelineProps
 
@@ -353,6 +356,7 @@ class DefinitionBuilder:
         return {
             **dict(sorted(props.hyperparameters.items())),
             "problem-type": props.contract.problem_type,
+            "estimator": FRAMEWORK_ESTIMATORS[props.framework],
             "sagemaker_program": f'"{props.step_code.train.name}"',
             "sagemaker_submit_directory": f'"{code_file}"',
             "sagemaker_container_log_level": "20",

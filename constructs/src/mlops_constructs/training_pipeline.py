@@ -49,13 +49,13 @@ from mlops_constructs._alarms import notify, reaching
 from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._key_admission import require_admission
 from mlops_constructs._network import network_statements
-from mlops_constructs._pipeline_definition import CodeLocation, DefinitionBuilder
+from mlops_constructs._pipeline_definition import FRAMEWORK_ESTIMATORS, CodeLocation, DefinitionBuilder
 from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, image_pull, job_logs
 from mlops_constructs.compliance import acknowledge_lambda, acknowledge_wildcard_resources
 from mlops_constructs.interfaces import DataBucket, EncryptionKey, PackageGroup
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
 from mlops_constructs.ml_contract import ModelContract, QualityGate
-from mlops_constructs.sagemaker_images import sklearn_image_uri
+from mlops_constructs.sagemaker_images import sklearn_image_uri, xgboost_image_uri
 from mlops_constructs.secure_function import function_alarms
 from mlops_constructs.step_code import StepCode, source_tarball
 
@@ -69,7 +69,8 @@ _RESOLVER_TIMEOUT = cdk.Duration.seconds(30)
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _HYPERPARAMETER = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 #: Hyperparameters the pipeline sets from the contract, never from props.
-_RESERVED = frozenset({"problem-type"})
+_RESERVED = frozenset({"problem-type", "estimator"})
+
 _CODE_VERSION = re.compile(r"^[0-9a-f]{7,40}(-dirty)?$")
 _IMAGE_URI = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
@@ -250,7 +251,10 @@ class TrainingPipelineProps:
         hyperparameters: static hyperparameters of the training script. Default none.
         tuning: hyperparameter tuning in place of the single training job. Default ``None``.
         network: VPC placement. Default ``None``: no VPC; network isolation still applies.
-        framework_version: the SageMaker scikit-learn container version. Default ``1.4-2``.
+        framework: ``sklearn`` (the SageMaker scikit-learn container; the scripts fit a linear model) or
+            ``xgboost`` (the SageMaker XGBoost framework container; they fit gradient-boosted trees).
+            Default ``sklearn``.
+        framework_version: the container's version. Default ``1.4-2`` for scikit-learn, ``1.7-1`` for XGBoost.
         image_uri: a container image of the team's own that runs the step scripts in place of the
             scikit-learn container (the same script contract). Default ``None``: scikit-learn.
         data_quality_baseline: compute the training features' data-quality baseline (SageMaker Model
@@ -285,7 +289,8 @@ class TrainingPipelineProps:
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     tuning: HyperparameterTuning | None = None
     network: JobNetwork | None = None
-    framework_version: str = "1.4-2"
+    framework: str = "sklearn"
+    framework_version: str | None = None
     image_uri: str | None = None
     data_quality_baseline: bool = True
     model_quality_baseline: bool = True
@@ -303,6 +308,8 @@ class TrainingPipelineProps:
         if not isinstance(self.contract, ModelContract):
             raise PropsError(f"contract must be a ModelContract, got {type(self.contract).__name__}")
         self.quality_gate.resolve(self.contract)  # raises if the gate cannot judge this contract
+        if self.framework not in FRAMEWORK_ESTIMATORS:
+            raise PropsError(f"framework must be one of {', '.join(FRAMEWORK_ESTIMATORS)}, got {self.framework!r}")
         if self.image_uri is not None and not _IMAGE_URI.match(self.image_uri):
             raise PropsError(
                 f"image_uri must be an ECR image such as '<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>', "
@@ -314,7 +321,10 @@ class TrainingPipelineProps:
             if not _HYPERPARAMETER.match(name) or name.startswith("sagemaker"):
                 raise PropsError(f"hyperparameter names are lowercase and not sagemaker_*, got {name!r}")
             if name in _RESERVED:
-                raise PropsError(f"hyperparameter {name!r} is set from the contract (contract.problem_type); remove it")
+                raise PropsError(
+                    f"hyperparameter {name!r} is set from the contract (contract.problem_type) and the framework; "
+                    "remove it"
+                )
         if self.tuning is not None:
             tuned = {r.name for r in self.tuning.ranges} & (set(self.hyperparameters) | _RESERVED)
             if tuned:
@@ -365,7 +375,7 @@ class TrainingPipeline(Construct):
         super().__init__(scope, construct_id)
         self._props = props
         stack = cdk.Stack.of(self)
-        self.image_uri = props.image_uri or sklearn_image_uri(stack.region, props.framework_version)
+        self.image_uri = props.image_uri or self._framework_image(stack.region)
         self.contract = props.contract
         self.gate_metric = props.quality_gate.resolve(props.contract)
         self.pipeline_name = props.pipeline_name
@@ -408,6 +418,12 @@ class TrainingPipeline(Construct):
         self._grant_role_permissions()
         require_admission(self, props.logs_key, ("logs",), "log-group")
         self._acknowledge_findings()
+
+    def _framework_image(self, region: str) -> str:
+        props = self._props
+        if props.framework == "xgboost":
+            return xgboost_image_uri(region, props.framework_version or "1.7-1")
+        return sklearn_image_uri(region, props.framework_version or "1.4-2")
 
     # -- code ------------------------------------------------------------------
 
