@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_events as events
 from constructs import Construct
 
 from mlops_constructs import (
@@ -100,14 +99,9 @@ class TrainingStack(cdk.Stack):
                 model_quality_baseline=training.model_quality_baseline,
             ),
         )
-        if training.schedule is not None:
-            self.pipeline.run_on_schedule(events.Schedule.expression(training.schedule))
-        self.pipeline.run_on_new_data(training.completion_marker)
-        message = events.RuleTargetInput.from_text(
-            f"Training pipeline {pipeline_name} failed in {config.name}: execution "
-            f"{events.EventField.from_path('$.detail.pipelineExecutionArn')}. "
-            "Open it in SageMaker Studio (Pipelines) to see the failed step and its reason."
+        self.pipeline.run_and_alert(
+            schedule=training.schedule,
+            completion_marker=training.completion_marker,
+            failure_target=alerts.rule_target(self.pipeline.failure_message(config.name)),
+            alarm_topic=alerts.topic,
         )
-        self.pipeline.on_execution_failed("ExecutionFailed", alerts.rule_target(message))
-        # A scheduled pipeline must succeed between two runs; one without a schedule runs on data or by hand.
-        self.pipeline.add_alarms(alerts.topic, success_within_days=7 if training.schedule else None)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aws_cdk as cdk
-from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -248,7 +247,12 @@ class ModelService(Construct):
                 model_quality_baseline=False,
             ),
         )
-        self._triggers(props, pipeline_name)
+        self.pipeline.run_and_alert(
+            schedule=props.schedule,
+            completion_marker=props.completion_marker,
+            failure_target=targets.SnsTopic(props.alert_topic, message=self.pipeline.failure_message()),
+            alarm_topic=props.alert_topic,
+        )
         self.endpoint = self._endpoint(props, pipeline_name)
         self.api = PredictionApi(
             self,
@@ -280,18 +284,6 @@ class ModelService(Construct):
             "Dashboard",
             ModelDashboardProps(dashboard_name=group, endpoint=self.endpoint, api=self.api, pipeline=self.pipeline),
         )
-
-    def _triggers(self, props: ModelServiceProps, pipeline_name: str) -> None:
-        if props.schedule is not None:
-            self.pipeline.run_on_schedule(events.Schedule.expression(props.schedule))
-        self.pipeline.run_on_new_data(props.completion_marker)
-        message = events.RuleTargetInput.from_text(
-            f"Training pipeline {pipeline_name} failed: execution "
-            f"{events.EventField.from_path('$.detail.pipelineExecutionArn')}. "
-            "Open it in SageMaker Studio (Pipelines) to see the failed step and its reason."
-        )
-        self.pipeline.on_execution_failed("ExecutionFailed", targets.SnsTopic(props.alert_topic, message=message))
-        self.pipeline.add_alarms(props.alert_topic, success_within_days=7 if props.schedule else None)
 
     def _endpoint(self, props: ModelServiceProps, pipeline_name: str) -> ModelEndpoint:
         serverless = all(isinstance(v.capacity, ServerlessCapacity) for v in props.variants)

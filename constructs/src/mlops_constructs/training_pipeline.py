@@ -768,6 +768,30 @@ class TrainingPipeline(Construct):
             ),
         )
 
+    def failure_message(self, where: str = "") -> events.RuleTargetInput:
+        """The text of a failed execution's alert: which pipeline, which execution, where to look."""
+        return events.RuleTargetInput.from_text(
+            f"Training pipeline {self.pipeline_name} failed{f' in {where}' if where else ''}: execution "
+            f"{events.EventField.from_path('$.detail.pipelineExecutionArn')}. "
+            "Open it in SageMaker Studio (Pipelines) to see the failed step and its reason."
+        )
+
+    def run_and_alert(
+        self,
+        *,
+        schedule: str | None,
+        completion_marker: str | None,
+        failure_target: events.IRuleTarget,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        """The usual wiring: retrain on a schedule (if any) and on each delivery, send failures to
+        ``failure_target``, and alarm; a scheduled pipeline must succeed between two runs (a week at most)."""
+        if schedule is not None:
+            self.run_on_schedule(events.Schedule.expression(schedule))
+        self.run_on_new_data(completion_marker)
+        self.on_execution_failed("ExecutionFailed", failure_target)
+        self.add_alarms(alarm_topic, success_within_days=7 if schedule else None)
+
     def on_execution_failed(self, construct_id: str, target: events.IRuleTarget) -> events.Rule:
         """A rule that sends every failed execution of this pipeline to ``target``."""
         return events.Rule(
