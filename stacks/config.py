@@ -228,8 +228,13 @@ class VariantConfig:
             ),
             (
                 "initial_version",
-                (self.initial_version is None) != (version == "approved")
-                or (version == "approved" and isinstance(self.initial_version, int) and self.initial_version >= 1),
+                (self.initial_version is None)
+                if version != "approved"
+                else (
+                    isinstance(self.initial_version, int)
+                    and not isinstance(self.initial_version, bool)
+                    and self.initial_version >= 1
+                ),
                 "must be a version number when model_version is 'approved' (the first deploy serves it), else None",
             ),
             ("weight", self.weight > 0, "must be positive"),

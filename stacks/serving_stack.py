@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aws_cdk as cdk
+from aws_cdk import region_info
 from constructs import Construct
 
 from mlops_constructs import (
@@ -121,6 +122,12 @@ class ServingStack(cdk.Stack):
         )
         self.route = self._route()
 
+    @property
+    def _partition(self) -> str:
+        """The registry region's partition as a literal: a parameter's default must be a plain string,
+        whatever the app's feature flags make of ``Stack.partition``."""
+        return region_info.RegionInfo.get(self._registry.region).partition or "aws"
+
     def _route(self) -> ApiRoute:
         """The model's route in the environment's API. What grows with each model lives here, beside the
         endpoint, not in the API's template: the role API Gateway invokes this endpoint with, and the
@@ -151,7 +158,7 @@ class ServingStack(cdk.Stack):
             self,
             package_parameter(variant),
             type="String",
-            default=package_arn(registry, self._model.name, variant.initial_version, self.partition),
+            default=package_arn(registry, self._model.name, variant.initial_version, self._partition),
             allowed_pattern=rf"^arn:aws[a-z-]*:sagemaker:{registry.region}:{registry.account}:model-package/{group}/[1-9][0-9]*$",
             description=f"Model package served by variant {variant.name!r}: set by the promotion function on "
             "each approval; the default is the config's initial version",
@@ -161,7 +168,7 @@ class ServingStack(cdk.Stack):
         if variant.tracks_approvals:
             return self.package_parameters[variant.name].value_as_string
         assert isinstance(variant.model_version, int)
-        return package_arn(self._registry, self._model.name, variant.model_version, self.partition)
+        return package_arn(self._registry, self._model.name, variant.model_version, self._partition)
 
     def _variant(self, variant: VariantConfig) -> Variant:
         capacity: InstanceCapacity | ServerlessCapacity

@@ -20,6 +20,7 @@ from mlops_constructs import (
     TrainingPipeline,
     TrainingPipelineProps,
 )
+from mlops_constructs.training_pipeline import DEFAULT_TUNING_RANGES
 from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.data_stack import DataStack
 
@@ -32,11 +33,7 @@ TUNING_RANGES = (
     ParameterRange("c", 0.001, 100.0, scaling="Logarithmic"),
     ParameterRange("max-iter", 200, 2000, kind="integer"),
 )
-XGBOOST_TUNING_RANGES = (
-    ParameterRange("max-depth", 2, 10, kind="integer"),
-    ParameterRange("n-estimators", 50, 500, kind="integer"),
-    ParameterRange("learning-rate", 0.01, 0.3, scaling="Logarithmic"),
-)
+XGBOOST_TUNING_RANGES = DEFAULT_TUNING_RANGES["xgboost"]
 
 
 class TrainingStack(cdk.Stack):

@@ -563,3 +563,11 @@ def test_a_model_may_train_and_serve_in_the_xgboost_container() -> None:
     assert (model.framework_container, model.image_uri) == ("sklearn", own)
     with pytest.raises(ConfigError, match=r"field 'models\[wine-cultivar\]\.framework' must be 'sklearn', 'xgboost'"):
         _with_model(DEV, SECOND, framework="pytorch")
+
+
+@pytest.mark.parametrize("initial_version", [0, -3, True])
+def test_a_variant_that_follows_approvals_starts_from_a_real_version(initial_version: Any) -> None:
+    """The first deploy serves initial_version; 0 or a negative number would fail the parameter's pattern at
+    deploy time."""
+    with pytest.raises(ConfigError, match=r"serving\.variants\[0\]\.initial_version'"):
+        _with_variant(DEV, FIRST, 0, model_version="approved", initial_version=initial_version)

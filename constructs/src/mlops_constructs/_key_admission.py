@@ -14,7 +14,8 @@ gets a warning instead.
 
 from __future__ import annotations
 
-import json
+import fnmatch
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -22,24 +23,53 @@ import jsii
 from aws_cdk import aws_kms as kms
 from constructs import IConstruct, IValidation
 
-#: What a service principal of each service contains, and how the error names it.
-SERVICES: dict[str, tuple[str, str]] = {
-    "logs": ("logs.", "CloudWatch Logs (service principal logs.<region>.amazonaws.com)"),
-    "events": ("events.amazonaws.com", "EventBridge (service principal events.amazonaws.com)"),
-    "cloudwatch": ("cloudwatch.amazonaws.com", "CloudWatch alarms (service principal cloudwatch.amazonaws.com)"),
+#: Each service: its service principal (exactly), how the error names it, and the key actions it uses.
+SERVICES: dict[str, tuple[re.Pattern[str], str, tuple[str, ...]]] = {
+    "logs": (
+        re.compile(r"^logs\.[A-Za-z0-9-]+\.amazonaws\.com(\.cn)?$"),
+        "CloudWatch Logs (service principal logs.<region>.amazonaws.com)",
+        ("kms:GenerateDataKey", "kms:Decrypt"),
+    ),
+    "events": (
+        re.compile(r"^events\.amazonaws\.com$"),
+        "EventBridge (service principal events.amazonaws.com)",
+        ("kms:GenerateDataKey", "kms:Decrypt"),
+    ),
+    "cloudwatch": (
+        re.compile(r"^cloudwatch\.amazonaws\.com$"),
+        "CloudWatch alarms (service principal cloudwatch.amazonaws.com)",
+        ("kms:GenerateDataKey", "kms:Decrypt"),
+    ),
 }
 
 
-def _service_principals(document: Any) -> list[str]:
-    found: list[str] = []
+def _flat(value: Any) -> str:
+    """A principal as a string; parts CloudFormation fills in (a region) become ``X``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        delimiter, parts = value["Fn::Join"]
+        return str(delimiter).join(_flat(part) for part in parts)
+    return "X"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _admitted(document: Any, service: str) -> bool:
+    """A statement allows the service's principal the key actions it needs."""
+    principal_pattern, _, needed = SERVICES[service]
     for statement in document.get("Statement", []) if isinstance(document, dict) else []:
-        if statement.get("Effect", "Allow") != "Allow":
-            continue
         principal = statement.get("Principal", {})
-        services = principal.get("Service", []) if isinstance(principal, dict) else []
-        for service in services if isinstance(services, list) else [services]:
-            found.append(json.dumps(service))  # a string, or an intrinsic whose parts hold the name
-    return found
+        if statement.get("Effect", "Allow") != "Allow" or not isinstance(principal, dict):
+            continue
+        if not any(principal_pattern.match(_flat(p)) for p in _as_list(principal.get("Service", []))):
+            continue
+        actions = [str(a) for a in _as_list(statement.get("Action", []))]
+        if all(any(fnmatch.fnmatchcase(action, granted) for granted in actions) for action in needed):
+            return True
+    return False
 
 
 def missing_admissions(key: kms.IKey, services: tuple[str, ...]) -> list[str] | None:
@@ -48,8 +78,7 @@ def missing_admissions(key: kms.IKey, services: tuple[str, ...]) -> list[str] | 
     if not isinstance(cfn_key, kms.CfnKey):
         return None
     document = cdk.Stack.of(key).resolve(cfn_key.key_policy)
-    principals = _service_principals(document)
-    return [service for service in services if not any(SERVICES[service][0] in p for p in principals)]
+    return [service for service in services if not _admitted(document, service)]
 
 
 @jsii.implements(IValidation)
@@ -66,7 +95,7 @@ class KeyAdmits:
                 "mlops:key-admission-unknown",
                 f"the {role} key {key.key_arn if not cdk.Token.is_unresolved(key.key_arn) else key.node.path} is "
                 "imported, so its key policy cannot be checked here: it must admit "
-                + " and ".join(SERVICES[s][1] for s in services),
+                + " and ".join(SERVICES[service][1] for service in services),
             )
 
     def validate(self) -> list[str]:

@@ -91,16 +91,16 @@ class _StackPolicySizes:
         return errors
 
 
-_POLICY_SIZES: dict[str, _StackPolicySizes] = {}
-
-
 def check_policy_size(scope: IConstruct, document: Any, what: str) -> None:
-    """Check, when the template is written, that ``document`` fits in a managed policy."""
+    """Check, when the template is written, that ``document`` fits in a managed policy.
+
+    The stack's one validation is kept on the stack itself, so nothing outlives the app.
+    """
     stack = cdk.Stack.of(scope)
-    key = f"{id(stack.node.root)}:{stack.node.path}"
-    validation = _POLICY_SIZES.get(key)
-    if validation is None or validation._stack is not stack:
-        validation = _POLICY_SIZES[key] = _StackPolicySizes(stack)
+    validation = getattr(stack, "_mlops_policy_sizes", None)
+    if validation is None:
+        validation = _StackPolicySizes(stack)
+        stack._mlops_policy_sizes = validation  # type: ignore[attr-defined]
         stack.node.add_validation(validation)
     validation.policies.append((document, what))
 

@@ -388,7 +388,9 @@ class DefinitionBuilder:
             "Name": "Tune",
             "Type": "Tuning",
             "Arguments": {
-                "HyperParameterTuningJobConfig": tuning.to_json(self.props.quality_gate.metric, self.gate.maximize),
+                "HyperParameterTuningJobConfig": tuning.to_json(
+                    self.props.quality_gate.metric, self.gate.maximize, self.props.framework
+                ),
                 "TrainingJobDefinition": job,
             },
         }

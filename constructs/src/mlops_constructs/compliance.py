@@ -85,16 +85,17 @@ def acknowledge_wildcard_resources(policy: IConstruct, reviewed: Mapping[str, st
     for pattern, reason in reviewed.items():
         _check_reason(reason, pattern, policy)
     assert isinstance(target, cdk.CfnResource)
-    existing = _REVIEWED.get(target.node.path)
-    if existing is not None and existing[0] is target:
-        existing[1].update({re.compile(p): r for p, r in reviewed.items()})
-        return
+    # Kept on the stack (a Python object with a stable identity, unlike the policy's CloudFormation resource
+    # when CDK made it), so that several calls on one policy add up and nothing outlives the app.
+    stack = cdk.Stack.of(target)
+    reviewed_here: dict[str, dict[re.Pattern[str], str]] = getattr(stack, "_mlops_reviewed", None) or {}
+    stack._mlops_reviewed = reviewed_here  # type: ignore[attr-defined]
     patterns = {re.compile(p): r for p, r in reviewed.items()}
-    _REVIEWED[target.node.path] = (target, patterns)
+    if target.node.path in reviewed_here:
+        reviewed_here[target.node.path].update(patterns)
+        return
+    reviewed_here[target.node.path] = patterns
     target.add_metadata("cdk_nag", _WildcardAcknowledgements(target, patterns))
-
-
-_REVIEWED: dict[str, tuple[cdk.CfnResource, dict[re.Pattern[str], str]]] = {}
 
 
 def _check_reason(reason: str, what: str, resource: IConstruct) -> None:

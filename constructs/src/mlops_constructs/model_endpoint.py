@@ -944,9 +944,9 @@ class ImportedEndpoint(Construct):
         if not served_packages:
             raise PropsError(f"an imported endpoint names its production variants, got none for {endpoint_name!r}")
         self.endpoint_name = endpoint_name
-        self.endpoint_arn = cdk.Stack.of(self).format_arn(
-            service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()
-        )
+        # SageMaker writes the name into the ARN in lowercase; a deploy-time name must already be lowercase.
+        name = endpoint_name if cdk.Token.is_unresolved(endpoint_name) else endpoint_name.lower()
+        self.endpoint_arn = cdk.Stack.of(self).format_arn(service="sagemaker", resource="endpoint", resource_name=name)
         self._packages = dict(served_packages)
 
     @property

@@ -37,7 +37,10 @@ from mlops_constructs.secure_function import SecureFunction, SecureFunctionProps
 from mlops_constructs.secure_key import ImportedKey
 
 APPROVED_DETAIL_TYPE = "SageMaker Model Package State Change"
-_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+#: The promotion function's own rules (lambda_src/promote_model/handler.py): what it would refuse, synth refuses.
+_NAME = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_PREFIX = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{1,18}[a-z0-9]$")
+_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9-]*\{model\}[A-Za-z0-9-]*$")
 
@@ -78,12 +81,16 @@ class ModelPromotionProps:
             raise PropsError(f"promotion needs at least one model, each named once, got {list(self.models)}")
         for model in self.models:
             if not _NAME.match(model):
-                raise PropsError(f"model names are 3-32 lowercase letters, digits or hyphens, got {model!r}")
+                raise PropsError(f"model names are 3-32 lowercase letters, digits or single hyphens, got {model!r}")
         if not _ACCOUNT.match(self.registry_account):
             raise PropsError(f"registry_account must be a 12-digit account id, got {self.registry_account!r}")
-        if not _NAME.match(self.registry_prefix):
+        for environment in (self.environment, *self.manual_environments):
+            if not _ENVIRONMENT.match(environment):
+                raise PropsError(f"environment names are lowercase letters, digits or hyphens, got {environment!r}")
+        if not _PREFIX.match(self.registry_prefix):
             raise PropsError(
-                f"registry_prefix must be a naming prefix such as 'mlops-dev', got {self.registry_prefix!r}"
+                f"registry_prefix must be 3-20 lowercase letters, digits or single hyphens such as 'mlops-dev', "
+                f"got {self.registry_prefix!r}"
             )
         if self.stack_name_format.count("{model}") != 1 or not _FORMAT.match(self.stack_name_format):
             raise PropsError(

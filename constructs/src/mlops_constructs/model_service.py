@@ -121,6 +121,12 @@ def registry_source(scope: Construct, registry: ModelRegistry, variant: str, ver
 
     if version.version is not None:
         return ModelSource.from_package(arn(version.version))
+    if stack.node.try_find_child(package_parameter_name(variant)) is not None:
+        # The promotion function sets every ...ModelPackage parameter of a stack to the approved version.
+        raise PropsError(
+            f"variant {variant!r} serves the latest approved version, and stack {stack.node.path!r} already has a "
+            f"{package_parameter_name(variant)} parameter: give each model that follows approvals a stack of its own"
+        )
     parameter = cdk.CfnParameter(
         stack,
         package_parameter_name(variant),
@@ -166,6 +172,8 @@ class ModelServiceProps:
         code_version: the git commit of the team's code (recorded on every version).
         step_code: the step scripts. Default: the library's own (:meth:`StepCode.packaged`).
         schedule: retraining schedule (EventBridge expression). Default weekly, Mondays 03:00 UTC.
+        success_within_days: with a schedule, alarm when no execution succeeded in this many days (1 to 7;
+            ``None``: no such alarm, e.g. for a monthly schedule). Default 7.
         completion_marker: the object that starts training on new data under ``datasets/<name>/``.
         deployment: blue/green updates with rollback on the endpoint's alarms. Default none.
         data_capture_percent: share of traffic captured to the platform's capture bucket. Default 0.
@@ -185,6 +193,7 @@ class ModelServiceProps:
     code_version: str
     step_code: StepCode = field(default_factory=StepCode.packaged)
     schedule: str | None = "cron(0 3 ? * MON *)"
+    success_within_days: int | None = 7
     completion_marker: str | None = "_SUCCESS"
     deployment: BlueGreenDeployment | None = None
     data_capture_percent: int = 0
@@ -199,6 +208,11 @@ class ModelServiceProps:
             raise PropsError(f"model name must be 3-32 lowercase letters, digits or single hyphens, got {self.name!r}")
         if not _NAME.match(self.prefix) or "--" in self.prefix:
             raise PropsError(f"prefix must be 3-32 lowercase letters, digits or single hyphens, got {self.prefix!r}")
+        if len(self.prefix) + len(self.name) > 53:
+            raise PropsError(
+                "prefix and name together must be at most 53 characters (the pipeline is '<prefix>-<name>-training', "
+                f"at most 63), got {len(self.prefix)} + {len(self.name)}"
+            )
         if not 0 <= self.data_capture_percent <= 100:
             raise PropsError(f"data_capture_percent must be 0 to 100, got {self.data_capture_percent}")
         if not self.variants:
@@ -252,6 +266,7 @@ class ModelService(Construct):
             completion_marker=props.completion_marker,
             failure_target=targets.SnsTopic(props.alert_topic, message=self.pipeline.failure_message()),
             alarm_topic=props.alert_topic,
+            success_within_days=props.success_within_days,
         )
         self.endpoint = self._endpoint(props, pipeline_name)
         self.api = PredictionApi(

@@ -137,12 +137,25 @@ class ParameterRange:
         }
 
 
+#: What tuning searches by default in each framework: hyperparameters the estate's train.py takes there.
+DEFAULT_TUNING_RANGES: dict[str, tuple[ParameterRange, ...]] = {
+    "sklearn": (ParameterRange("c", 0.001, 100.0, scaling="Logarithmic"),),
+    "xgboost": (
+        ParameterRange("max-depth", 2, 10, kind="integer"),
+        ParameterRange("n-estimators", 50, 500, kind="integer"),
+        ParameterRange("learning-rate", 0.01, 0.3, scaling="Logarithmic"),
+    ),
+}
+
+
 @dataclass(frozen=True)
 class HyperparameterTuning:
     """A tuning job in place of the single training job; the best job's model is evaluated.
 
     Attributes:
-        ranges: the hyperparameters searched. Default: ``c`` from 0.001 to 100, log scale.
+        ranges: the hyperparameters searched. Default: the framework's (:data:`DEFAULT_TUNING_RANGES`):
+            ``c`` from 0.001 to 100 (log scale) for the linear model; tree depth, number and learning rate
+            for XGBoost.
         max_training_jobs: the budget (1 to 500). Default 10.
         max_parallel_jobs: jobs at once (at most the budget). Default 2.
         strategy: ``Bayesian``, ``Random`` or ``Hyperband``. Default ``Bayesian``.
@@ -151,15 +164,15 @@ class HyperparameterTuning:
     maximized or minimized as the contract says.
     """
 
-    ranges: tuple[ParameterRange, ...] = (ParameterRange("c", 0.001, 100.0, scaling="Logarithmic"),)
+    ranges: tuple[ParameterRange, ...] | None = None
     max_training_jobs: int = 10
     max_parallel_jobs: int = 2
     strategy: Literal["Bayesian", "Random", "Hyperband"] = "Bayesian"
 
     def __post_init__(self) -> None:
-        if not self.ranges:
-            raise PropsError("hyperparameter tuning needs at least one range")
-        names = [r.name for r in self.ranges]
+        if self.ranges is not None and not self.ranges:
+            raise PropsError("hyperparameter tuning needs at least one range (or None: the framework's)")
+        names = [r.name for r in self.ranges or ()]
         if len(set(names)) != len(names):
             raise PropsError(f"hyperparameter ranges must have unique names, got {names}")
         if not 1 <= self.max_training_jobs <= 500:
@@ -170,9 +183,13 @@ class HyperparameterTuning:
                 f"got {self.max_parallel_jobs}"
             )
 
-    def to_json(self, objective: str, maximize: bool) -> dict[str, Any]:
+    def ranges_for(self, framework: str) -> tuple[ParameterRange, ...]:
+        """The ranges searched: the given ones, else the framework's (what the estate's train.py takes there)."""
+        return self.ranges or DEFAULT_TUNING_RANGES[framework]
+
+    def to_json(self, objective: str, maximize: bool, framework: str = "sklearn") -> dict[str, Any]:
         ranges: dict[str, list[dict[str, str]]] = {"ContinuousParameterRanges": [], "IntegerParameterRanges": []}
-        for parameter_range in self.ranges:
+        for parameter_range in self.ranges_for(framework):
             kind = "ContinuousParameterRanges" if parameter_range.kind == "continuous" else "IntegerParameterRanges"
             ranges[kind].append(parameter_range.to_json())
         return {
@@ -326,7 +343,7 @@ class TrainingPipelineProps:
                     "remove it"
                 )
         if self.tuning is not None:
-            tuned = {r.name for r in self.tuning.ranges} & (set(self.hyperparameters) | _RESERVED)
+            tuned = {r.name for r in self.tuning.ranges_for(self.framework)} & (set(self.hyperparameters) | _RESERVED)
             if tuned:
                 raise PropsError(f"hyperparameters both fixed and tuned: {sorted(tuned)}")
 
@@ -783,14 +800,23 @@ class TrainingPipeline(Construct):
         completion_marker: str | None,
         failure_target: events.IRuleTarget,
         alarm_topic: sns.ITopic,
+        success_within_days: int | None = 7,
     ) -> None:
         """The usual wiring: retrain on a schedule (if any) and on each delivery, send failures to
-        ``failure_target``, and alarm; a scheduled pipeline must succeed between two runs (a week at most)."""
+        ``failure_target``, and alarm. With a schedule, an alarm also fires when no execution succeeded in
+        ``success_within_days`` days (1 to 7, CloudWatch's longest window; ``None``: no such alarm): a
+        schedule must run at least that often, which is checked for ``rate(...)`` schedules."""
         if schedule is not None:
+            every = _rate_days(schedule)
+            if success_within_days is not None and every is not None and every > success_within_days:
+                raise PropsError(
+                    f"schedule {schedule!r} runs every {every:g} days, so the pipeline cannot succeed within "
+                    f"success_within_days={success_within_days}; give None (no staleness alarm) or run it more often"
+                )
             self.run_on_schedule(events.Schedule.expression(schedule))
         self.run_on_new_data(completion_marker)
         self.on_execution_failed("ExecutionFailed", failure_target)
-        self.add_alarms(alarm_topic, success_within_days=7 if schedule else None)
+        self.add_alarms(alarm_topic, success_within_days=success_within_days if schedule else None)
 
     def on_execution_failed(self, construct_id: str, target: events.IRuleTarget) -> events.Rule:
         """A rule that sends every failed execution of this pipeline to ``target``."""
@@ -805,6 +831,15 @@ class TrainingPipeline(Construct):
             ),
             targets=[target],
         )
+
+
+def _rate_days(schedule: str) -> float | None:
+    """The period of a ``rate(N unit)`` schedule in days; ``None`` for a ``cron(...)`` one."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", schedule.strip())
+    if match is None:
+        return None
+    per_day = {"minute": 1440, "hour": 24, "day": 1}[match.group(2).rstrip("s")]
+    return int(match.group(1)) / per_day
 
 
 @jsii.implements(events.IRuleTarget)
