@@ -79,35 +79,33 @@ class PromotionStack(cdk.Stack):
         followers = [c for c in estate if c is not config and _follows(c, registry)]
         is_registry = config.name == registry.name
         manual = [c.name for c in followers if not c.tracks_approvals] if is_registry else []
-        self.promotion = ModelPromotion(
-            self,
-            "Default",  # CDK leaves "Default" out of logical IDs: the function and rule keep theirs
-            ModelPromotionProps(
-                environment=config.name,
-                registry_account=registry.account,
-                registry_prefix=registry.prefix,
-                models=tuple(self.models),
-                stack_name_format=f"{config.prefix}-{{model}}-serving",
-                notify_topic=alerts.topic,
-                notify_key=data.alerts_key.key,
-                logs_key=data.log_groups_key.key,
-                environment_key=data.compute_key.key,
-                alarm_topic=alerts.topic,
-                manual_environments=tuple(manual),
-                log_retention=config.log_retention,
-                log_removal_policy=config.cdk_removal_policy,
-            ),
-        )
-        self.function, self.rule, self.dead_letters = (
-            self.promotion.function,
-            self.promotion.rule,
-            self.promotion.dead_letters,
-        )
+        # An environment that forwards approvals but follows none itself has no function of its own.
+        self.promotion: ModelPromotion | None = None
+        if self.models:
+            self.promotion = ModelPromotion(
+                self,
+                "Default",  # CDK leaves "Default" out of logical IDs: the function and rule keep theirs
+                ModelPromotionProps(
+                    environment=config.name,
+                    registry_account=registry.account,
+                    registry_prefix=registry.prefix,
+                    models=tuple(self.models),
+                    stack_name_format=f"{config.prefix}-{{model}}-serving",
+                    notify_topic=alerts.topic,
+                    notify_key=data.alerts_key.key,
+                    logs_key=data.log_groups_key.key,
+                    environment_key=data.compute_key.key,
+                    alarm_topic=alerts.topic,
+                    manual_environments=tuple(manual),
+                    log_retention=config.log_retention,
+                    log_removal_policy=config.cdk_removal_policy,
+                ),
+            )
         if is_registry:
             for follower in followers:
                 if follower.account != config.account and follower.tracks_approvals:
                     self._forward_to(follower)
-        else:
+        elif self.promotion is not None:
             self.promotion.admit_from_registry()
 
     def _forward_to(self, follower: EnvironmentConfig) -> None:
@@ -132,6 +130,16 @@ class PromotionStack(cdk.Stack):
             targets=[_EventBusTarget(bus, role)],
         )
         rule.node.add_dependency(role.policy)
+
+
+def forwards_approvals(config: EnvironmentConfig, estate: dict[str, EnvironmentConfig]) -> bool:
+    """``config``'s registry feeds another account's environment that follows its approvals: it must forward them,
+    whether or not it follows any itself."""
+    return any(
+        other.account != config.account and other.promotion_registry == config.name and other.tracks_approvals
+        for other in estate.values()
+        if other is not config
+    )
 
 
 def _follows(config: EnvironmentConfig, registry: EnvironmentConfig) -> bool:

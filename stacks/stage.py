@@ -22,7 +22,7 @@ from stacks.dashboard_stack import DashboardStack
 from stacks.data_stack import DataStack
 from stacks.environments import ENVIRONMENTS
 from stacks.monitoring_stack import MonitoringStack
-from stacks.promotion_stack import PromotionStack
+from stacks.promotion_stack import PromotionStack, forwards_approvals
 from stacks.serving_stack import ServingStack
 from stacks.training_stack import TrainingStack
 
@@ -78,7 +78,7 @@ class MlopsStage(cdk.Stage):
             self.models[model.name] = ModelStacks(stacks.training, stacks.serving, self._dashboard(model, stacks))
         # Environments that follow approvals promote them themselves (dev also forwards them on).
         self.promotion: PromotionStack | None = None
-        if config.tracks_approvals:
+        if config.tracks_approvals or forwards_approvals(config, estate):
             self.promotion = PromotionStack(
                 self,
                 "Promotion",

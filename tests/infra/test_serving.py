@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -409,3 +410,35 @@ def test_dev_forwards_approvals_to_staging_whose_bus_admits_only_them(estate: Es
     assert "AWS::Events::EventBusPolicy" not in json.dumps(dev.to_json())
     # Prod follows no approvals: nothing is forwarded to it.
     assert f"arn:aws:events:eu-west-1:{PROD.account}:event-bus/default" not in json.dumps(dev.to_json())
+
+
+def test_a_registry_that_follows_no_approval_itself_still_forwards_them_to_staging(tmp_path: Path) -> None:
+    """Dev pinning every model must not cut staging off from the approvals it follows."""
+    from stacks.environments import check_estate
+    from stacks.stage import MlopsStage
+    from tests.infra.conftest import cdk_context
+
+    pinned = tuple(
+        dataclasses.replace(
+            model,
+            serving=dataclasses.replace(
+                model.serving,
+                variants=tuple(
+                    dataclasses.replace(v, model_version=1, initial_version=None) for v in model.serving.variants
+                ),
+            ),
+        )
+        for model in DEV.models
+    )
+    estate = {**ENVIRONMENTS, "dev": dataclasses.replace(DEV, models=pinned)}
+    check_estate(estate)
+    app = cdk.App(context=cdk_context(), outdir=str(tmp_path))
+    stage = MlopsStage(app, estate["dev"], code_version=CODE_VERSION, estate=estate)
+    assert stage.promotion is not None
+    template = Template.from_stack(stage.promotion)
+    template.resource_count_is("AWS::Lambda::Function", 0)  # nothing of its own to promote
+    (forward,) = template.find_resources("AWS::Events::Rule").values()
+    assert forward["Properties"]["EventPattern"] == _approved(
+        [DEV.model_package_group_name(m) for m in promoted_models(STAGING)]
+    )
+    assert forward["Properties"]["Targets"][0]["Arn"] == f"arn:aws:events:eu-west-1:{STAGING.account}:event-bus/default"
