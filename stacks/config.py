@@ -20,6 +20,7 @@ from mlops_constructs import (
     ModelContract,
     PropsError,
     QualityGate,
+    is_ecr_image,
     is_monitoring_schedule,
     schedule_period_hours,
 )
@@ -54,7 +55,6 @@ _MARKER = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _VARIANT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _CONSUMER = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _FRAMEWORKS = ("sklearn", "xgboost")
-_IMAGE_URI = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$")
 
 
 class ConfigError(ValueError):
@@ -517,7 +517,7 @@ class ModelConfig:
             ),
             (
                 "framework",
-                self.framework in _FRAMEWORKS or bool(_IMAGE_URI.match(self.framework)),
+                self.framework in _FRAMEWORKS or is_ecr_image(self.framework),
                 "must be 'sklearn', 'xgboost' or an ECR image URI "
                 "'<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>'",
             ),

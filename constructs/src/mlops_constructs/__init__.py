@@ -12,6 +12,7 @@ from mlops_constructs._monitoring import (
     is_monitoring_schedule,
     schedule_period_hours,
 )
+from mlops_constructs._sagemaker_access import is_ecr_image
 from mlops_constructs.alert_topic import AlertTopic, AlertTopicProps, SlackChannel
 from mlops_constructs.compliance import enable_nag
 from mlops_constructs.cost_allocation_tags import CostAllocationTags
@@ -174,6 +175,7 @@ __all__ = [
     "enable_nag",
     "function_alarms",
     "integration_role",
+    "is_ecr_image",
     "is_monitoring_schedule",
     "registry_source",
     "runtime_path",

@@ -74,6 +74,17 @@ def registry_reasons(account: str, prefix: str, what: str) -> dict[str, str]:
     }
 
 
+_ECR_IMAGE = re.compile(
+    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
+)
+ECR_IMAGE_FORM = "<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> (or @sha256:<digest>)"
+
+
+def is_ecr_image(uri: str) -> bool:
+    """``uri`` names one image of a private ECR repository, by tag or digest (what :func:`image_pull` grants)."""
+    return bool(_ECR_IMAGE.match(uri))
+
+
 def image_pull(image_uri: str) -> list[iam.PolicyStatement]:
     """Pull a team's own ECR image: that one repository (the token action takes no resource in IAM)."""
     registry, _, path = image_uri.partition("/")

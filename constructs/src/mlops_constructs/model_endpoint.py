@@ -42,7 +42,13 @@ from constructs import Construct
 from mlops_constructs._alarms import notify
 from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._network import network_statements
-from mlops_constructs._sagemaker_access import image_pull, registry_account_reads, registry_reasons
+from mlops_constructs._sagemaker_access import (
+    ECR_IMAGE_FORM,
+    image_pull,
+    is_ecr_image,
+    registry_account_reads,
+    registry_reasons,
+)
 from mlops_constructs.compliance import acknowledge, acknowledge_wildcard_resources
 from mlops_constructs.interfaces import DataBucket, EncryptionKey
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
@@ -54,9 +60,6 @@ Key = EncryptionKey
 _VARIANT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-_IMAGE_URI = re.compile(
-    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
-)
 _ALARM_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: Families with local NVMe instance storage: SageMaker rejects a volume KMS key on them.
 NVME_FAMILIES = (
@@ -367,11 +370,8 @@ class ModelEndpointProps:
     image_uri: str | None = None
 
     def __post_init__(self) -> None:
-        if self.image_uri is not None and not _IMAGE_URI.match(self.image_uri):
-            raise PropsError(
-                "image_uri must be an ECR image '<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>', "
-                f"got {self.image_uri!r}"
-            )
+        if self.image_uri is not None and not is_ecr_image(self.image_uri):
+            raise PropsError(f"image_uri must be an ECR image {ECR_IMAGE_FORM}, got {self.image_uri!r}")
         if not _ALARM_PREFIX.match(self.alarm_prefix):
             raise PropsError(
                 f"alarm prefix must be 1-63 lowercase letters, digits or hyphens, got {self.alarm_prefix!r}"

@@ -50,7 +50,7 @@ from mlops_constructs._errors import PropsError, whole_seconds
 from mlops_constructs._key_admission import require_admission
 from mlops_constructs._network import network_statements
 from mlops_constructs._pipeline_definition import FRAMEWORK_ESTIMATORS, CodeLocation, DefinitionBuilder
-from mlops_constructs._sagemaker_access import VOLUME_KEY_ACTIONS, image_pull, job_logs
+from mlops_constructs._sagemaker_access import ECR_IMAGE_FORM, VOLUME_KEY_ACTIONS, image_pull, is_ecr_image, job_logs
 from mlops_constructs.compliance import acknowledge_lambda, acknowledge_wildcard_resources
 from mlops_constructs.interfaces import DataBucket, EncryptionKey, PackageGroup
 from mlops_constructs.managed_policy_role import ManagedPolicyRole, ManagedPolicyRoleProps
@@ -72,9 +72,6 @@ _HYPERPARAMETER = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _RESERVED = frozenset({"problem-type", "estimator"})
 
 _CODE_VERSION = re.compile(r"^[0-9a-f]{7,40}(-dirty)?$")
-_IMAGE_URI = re.compile(
-    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
-)
 
 #: Why a statement of the pipeline's roles may name Resource "*": each of its actions takes no resource in IAM.
 _UNSCOPED = (
@@ -327,11 +324,8 @@ class TrainingPipelineProps:
         self.quality_gate.resolve(self.contract)  # raises if the gate cannot judge this contract
         if self.framework not in FRAMEWORK_ESTIMATORS:
             raise PropsError(f"framework must be one of {', '.join(FRAMEWORK_ESTIMATORS)}, got {self.framework!r}")
-        if self.image_uri is not None and not _IMAGE_URI.match(self.image_uri):
-            raise PropsError(
-                f"image_uri must be an ECR image such as '<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>', "
-                f"got {self.image_uri!r}"
-            )
+        if self.image_uri is not None and not is_ecr_image(self.image_uri):
+            raise PropsError(f"image_uri must be an ECR image {ECR_IMAGE_FORM}, got {self.image_uri!r}")
         self._check_instances()
         self._check_limits()
         for name in self.hyperparameters:
