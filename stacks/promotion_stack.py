@@ -31,7 +31,7 @@ from mlops_constructs import (
     ModelPromotion,
     ModelPromotionProps,
 )
-from mlops_constructs.model_promotion import APPROVED_DETAIL_TYPE
+from mlops_constructs.model_promotion import approved_pattern as library_approved_pattern
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
 
@@ -43,15 +43,7 @@ def promoted_models(config: EnvironmentConfig) -> list[str]:
 
 def approved_pattern(registry: EnvironmentConfig, models: Sequence[str]) -> events.EventPattern:
     """Approvals of these models' groups, emitted by the registry of record's account, and nothing else."""
-    return events.EventPattern(
-        account=[registry.account],
-        source=["aws.sagemaker"],
-        detail_type=[APPROVED_DETAIL_TYPE],
-        detail={
-            "ModelPackageGroupName": [registry.model_package_group_name(model) for model in models],
-            "ModelApprovalStatus": ["Approved"],
-        },
-    )
+    return library_approved_pattern(registry.account, [registry.model_package_group_name(m) for m in models])
 
 
 def default_bus_arn(config: EnvironmentConfig) -> str:

@@ -42,6 +42,7 @@ from mlops_constructs import (
     integration_role,
     schedule_period_hours,
 )
+from mlops_constructs.model_service import package_parameter_name
 from stacks.config import EnvironmentConfig, ModelConfig, VariantConfig
 from stacks.data_stack import DataStack
 
@@ -55,8 +56,9 @@ TRAFFIC: dict[str, Literal["canary", "linear", "all-at-once"]] = {
 
 
 def package_parameter(variant: VariantConfig) -> str:
-    """The serving stack's parameter holding the package of a variant that follows approvals."""
-    return "".join(part.capitalize() for part in variant.name.split("-")) + "ModelPackage"
+    """The serving stack's parameter holding the package of a variant that follows approvals (the library's
+    name for it, which the promotion function looks for)."""
+    return package_parameter_name(variant.name)
 
 
 def package_arn(registry: EnvironmentConfig, model: str, version: int, partition: str = "aws") -> str:

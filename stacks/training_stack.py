@@ -20,20 +20,17 @@ from mlops_constructs import (
     TrainingPipeline,
     TrainingPipelineProps,
 )
-from mlops_constructs.training_pipeline import DEFAULT_TUNING_RANGES
 from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.data_stack import DataStack
 
 STEP_CODE = Path(__file__).resolve().parents[1] / "lambda_src"
 
-#: What tuning searches when an environment turns it on (training.tuning_max_jobs > 0), per framework:
-#: train.py's regularisation strength and iteration budget of the linear model, or the trees' depth,
-#: number and learning rate.
+#: What tuning searches for the linear model when an environment turns it on (training.tuning_max_jobs > 0):
+#: train.py's regularisation strength and iteration budget. XGBoost models search the library's tree ranges.
 TUNING_RANGES = (
     ParameterRange("c", 0.001, 100.0, scaling="Logarithmic"),
     ParameterRange("max-iter", 200, 2000, kind="integer"),
 )
-XGBOOST_TUNING_RANGES = DEFAULT_TUNING_RANGES["xgboost"]
 
 
 class TrainingStack(cdk.Stack):
@@ -61,7 +58,8 @@ class TrainingStack(cdk.Stack):
         tuning = None
         if training.tuning_max_jobs:
             tuning = HyperparameterTuning(
-                ranges=XGBOOST_TUNING_RANGES if model.framework_container == "xgboost" else TUNING_RANGES,
+                # XGBoost: the library's tree ranges (DEFAULT_TUNING_RANGES); the linear model also tunes max-iter.
+                ranges=TUNING_RANGES if model.framework_container == "sklearn" else None,
                 max_training_jobs=training.tuning_max_jobs,
                 max_parallel_jobs=training.tuning_max_parallel_jobs,
             )

@@ -11,7 +11,7 @@ import dataclasses
 
 import aws_cdk as cdk
 
-from compliance import nag
+from stacks.app_builder import build_estate
 from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.environments import ENVIRONMENTS, check_estate
 from stacks.stage import MlopsStage
@@ -41,15 +41,15 @@ def scaled_estate(count: int) -> dict[str, EnvironmentConfig]:
 def build(
     app: cdk.App, configs: dict[str, EnvironmentConfig], environments: list[str], *, enforce_compliance: bool = False
 ) -> list[MlopsStage]:
-    """The named environments' stages, as ``stacks.app_builder.build_estate`` adds them, from ``configs``.
+    """The named environments' stages from ``configs``, as ``app.py`` builds the estate's own.
 
     ``enforce_compliance`` gates synthesis on cdk-nag as ``app.py`` does (off by default: test_compliance
     runs the packs over the estate's own stages).
     """
-    stages = [
-        MlopsStage(app, configs[name], code_version="0123456789abcdef0123456789abcdef01234567", estate=configs)
-        for name in environments
-    ]
-    if enforce_compliance:
-        nag.enforce(app)
-    return stages
+    return build_estate(
+        app,
+        environments,
+        code_version="0123456789abcdef0123456789abcdef01234567",
+        enforce_compliance=enforce_compliance,
+        configs=configs,
+    )

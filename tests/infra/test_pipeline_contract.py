@@ -23,7 +23,8 @@ from aws_cdk.assertions import Template
 from botocore.stub import Stubber
 
 from mlops_constructs import IMPROVEMENT_PATH, METRICS
-from stacks.training_stack import STEP_CODE, TUNING_RANGES, XGBOOST_TUNING_RANGES
+from mlops_constructs.training_pipeline import DEFAULT_TUNING_RANGES
+from stacks.training_stack import STEP_CODE, TUNING_RANGES
 from tests.infra.conftest import FIRST, SECOND, Estate
 from tests.infra.definitions import pipeline_definition, steps_by_name
 from tests.runtime.steps import TrainingRun, TrainingRuns, package_model, run_step
@@ -248,7 +249,7 @@ def test_training_source_tarball_holds_the_code_and_trains_a_servable_model(
     ("ranges", "estimator", "names"),
     [
         (TUNING_RANGES, "linear", ["c", "max-iter"]),
-        (XGBOOST_TUNING_RANGES, "xgboost", ["max-depth", "n-estimators", "learning-rate"]),
+        (DEFAULT_TUNING_RANGES["xgboost"], "xgboost", ["max-depth", "n-estimators", "learning-rate"]),
     ],
 )
 def test_tuning_ranges_are_hyperparameters_the_training_script_takes(

@@ -34,9 +34,9 @@ from mlops_constructs import (
     xgboost_image_uri,
 )
 from mlops_constructs.sagemaker_images import model_monitor_image_uri
-from mlops_constructs.training_pipeline import EXECUTION_STATUS_DETAIL_TYPE
+from mlops_constructs.training_pipeline import DEFAULT_TUNING_RANGES, EXECUTION_STATUS_DETAIL_TYPE
 from stacks.environments import ENVIRONMENTS
-from stacks.training_stack import STEP_CODE, TUNING_RANGES, XGBOOST_TUNING_RANGES
+from stacks.training_stack import STEP_CODE, TUNING_RANGES
 from tests.infra.conftest import CODE_VERSION, FIRST, SECOND, Estate, new_stack
 from tests.infra.definitions import pipeline_definition, steps_by_name
 
@@ -1146,7 +1146,7 @@ def test_a_team_image_runs_every_step_and_serves_and_the_role_may_pull_only_it(i
 
 def test_an_xgboost_model_runs_every_step_in_the_xgboost_container_and_fits_trees() -> None:
     parts = _parts(new_stack("Xgboost"))
-    tuning = HyperparameterTuning(ranges=XGBOOST_TUNING_RANGES, max_training_jobs=4, max_parallel_jobs=2)
+    tuning = HyperparameterTuning(ranges=DEFAULT_TUNING_RANGES["xgboost"], max_training_jobs=4, max_parallel_jobs=2)
     TrainingPipeline(parts.stack, "Pipeline", dataclasses.replace(parts.props, framework="xgboost", tuning=tuning))
     template = Template.from_stack(parts.stack)
     steps = _steps(template)

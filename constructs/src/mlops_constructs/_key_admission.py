@@ -72,10 +72,16 @@ def _admitted(document: Any, service: str) -> bool:
     return False
 
 
+def _policy_holder(key: kms.IKey) -> kms.CfnKey | None:
+    """The key's CloudFormation resource, whose policy can be read here; ``None`` for an imported key."""
+    cfn_key = key.node.default_child if isinstance(key, kms.Key) else None
+    return cfn_key if isinstance(cfn_key, kms.CfnKey) else None
+
+
 def missing_admissions(key: kms.IKey, services: tuple[str, ...]) -> list[str] | None:
     """The services of ``services`` that ``key``'s policy does not admit; ``None`` when it cannot be read."""
-    cfn_key = key.node.default_child if isinstance(key, kms.Key) else None
-    if not isinstance(cfn_key, kms.CfnKey):
+    cfn_key = _policy_holder(key)
+    if cfn_key is None:
         return None
     document = cdk.Stack.of(key).resolve(cfn_key.key_policy)
     return [service for service in services if not _admitted(document, service)]
@@ -90,7 +96,8 @@ class KeyAdmits:
         self._key = key
         self._services = services
         self._role = role
-        if missing_admissions(key, services) is None:
+        # Only whether the policy can be read: it is read once, when the template is written.
+        if _policy_holder(key) is None:
             cdk.Annotations.of(scope).add_warning_v2(
                 "mlops:key-admission-unknown",
                 f"the {role} key {key.key_arn if not cdk.Token.is_unresolved(key.key_arn) else key.node.path} is "

@@ -45,6 +45,17 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9-]*\{model\}[A-Za-z0-9-]*$")
 
 
+def approved_pattern(registry_account: str, groups: list[str]) -> events.EventPattern:
+    """``Approved`` state changes of these package groups, emitted by the registry's account, and nothing else
+    (a promotion's rule, and a rule that forwards approvals to another account's bus)."""
+    return events.EventPattern(
+        account=[registry_account],
+        source=["aws.sagemaker"],
+        detail_type=[APPROVED_DETAIL_TYPE],
+        detail={"ModelPackageGroupName": groups, "ModelApprovalStatus": ["Approved"]},
+    )
+
+
 @dataclass(frozen=True)
 class ModelPromotionProps:
     """Props of :class:`ModelPromotion`.
@@ -160,13 +171,7 @@ class ModelPromotion(Construct):
 
     def approved_pattern(self) -> events.EventPattern:
         """Approvals of these models' groups, emitted by the registry's account, and nothing else."""
-        props = self._props
-        return events.EventPattern(
-            account=[props.registry_account],
-            source=["aws.sagemaker"],
-            detail_type=[APPROVED_DETAIL_TYPE],
-            detail={"ModelPackageGroupName": props.groups(), "ModelApprovalStatus": ["Approved"]},
-        )
+        return approved_pattern(self._props.registry_account, self._props.groups())
 
     def admit_from_registry(self) -> events.CfnEventBusPolicy:
         """This account's default bus takes the registry's approval events (forwarded there), and only those."""
